@@ -1,0 +1,3 @@
+from kale_yaml.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Compiling generated DSL with kfp, and writing outputs so that a failed build changes nothing.
+
+kfp is imported here only: `validate` never reaches this module, which keeps it fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from kale_yaml.errors import BuildError, Diagnostic
+
+
+def compile_source(source: str, function: str, display_name: str) -> str:
+    """Import the generated module from a temporary file and compile its pipeline; return the YAML text.
+
+    kfp reads each component's source with `inspect.getsource`, so the module must live in a real file.
+    """
+    from kfp import compiler
+
+    with tempfile.TemporaryDirectory(prefix="kale-yaml-") as tmp:
+        module_path = Path(tmp) / "generated_pipeline.py"
+        module_path.write_text(source, encoding="utf-8")
+        module_name = f"_kale_yaml_generated_{abs(hash(source))}"
+        spec = importlib.util.spec_from_file_location(module_name, module_path)
+        if spec is None or spec.loader is None:  # pragma: no cover - a real file always has a spec
+            raise RuntimeError("cannot load generated module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+            yaml_path = Path(tmp) / "pipeline.yaml"
+            compiler.Compiler().compile(getattr(module, function), str(yaml_path))
+            return yaml_path.read_text(encoding="utf-8")
+        except Exception as exc:
+            # Generated code that kfp rejects is a bug in kale-yaml unless the input made it so; either
+            # way the user needs the message, not a traceback into kfp.
+            raise BuildError.single(
+                Diagnostic(file=display_name, message=f"kfp could not compile the generated pipeline: {exc}")
+            ) from exc
+        finally:
+            sys.modules.pop(module_name, None)
+
+
+def write_atomically(files: dict[Path, str], display_name: str) -> None:
+    """Write every file or none: each goes to a temporary file first, then all are renamed into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, text in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            staged.append((Path(tmp_name), target))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        where = exc.filename or display_name
+        raise BuildError.single(
+            Diagnostic(file=str(where), message=f"cannot write the pipeline: {exc.strerror or exc}")
+        ) from None

@@ -1,0 +1,197 @@
+"""From a planned `Pipeline` to the text of `NAME.pipeline.py` (KFP v2 DSL), through one Jinja template.
+
+Names in the generated code are computed here, never taken raw from the sidecar where they could clash:
+component functions are `<step>_step`, artifact ports `in_<var>` / `out_<var>`, locals start with `_`.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+
+from kale_yaml import pyliteral
+from kale_yaml.plan import Pipeline, PlannedStep
+from kale_yaml.resources import data_dir, runtime_source
+
+TEMPLATE = "pipeline.py.j2"
+_PORT_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class Port:
+    """One argument of a component function."""
+
+    name: str  # the Python/KFP name of the argument
+    variable: str  # the notebook variable (or parameter) it carries
+    annotation: str
+
+
+@dataclass(frozen=True)
+class Argument:
+    port: str
+    expression: str  # what the pipeline function passes
+
+
+@dataclass(frozen=True)
+class RenderedStep:
+    step: PlannedStep
+    function: str
+    task: str
+    ports: tuple[Port, ...]
+    parameters: tuple[Port, ...]
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    metrics_port: str | None
+    metric_names: tuple[str, ...]
+    arguments: tuple[Argument, ...]
+    after: tuple[str, ...]  # task variables to wait for beyond data edges
+    docstring: str
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["py"] = pyliteral.literal
+    env.filters["block"] = pyliteral.block
+    env.filters["comment"] = pyliteral.comment
+    return env
+
+
+def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: bool = False) -> str:
+    """The generated DSL file. `local=True` leaves out `packages_to_install` (local runs install nothing)."""
+    config = pipeline.config
+    function = function_name(pipeline)
+    parameter_names = {p.name for p in config.parameters}
+    taken = parameter_names | {function}
+    task_names: dict[str, str] = {}
+    for step in pipeline.steps:
+        task_names[step.name] = _unique(f"{step.name}_task", taken)
+    steps = [_step(step, pipeline, task_names, notebook_name) for step in pipeline.steps]
+    prelude = [(number, pyliteral.block(source)) for number, source in pipeline.prelude_sources]
+    return _environment().get_template(TEMPLATE).render(
+        pipeline=pipeline,
+        config=config,
+        function=function,
+        steps=steps,
+        prelude=prelude,
+        parameters=config.parameters,
+        sidecar_name=sidecar_name,
+        notebook_name=notebook_name,
+        runtime=pyliteral.block(runtime_source()),
+        local=local,
+    )
+
+
+def function_name(pipeline: Pipeline) -> str:
+    """The name of the generated pipeline function."""
+    return _identifier(pipeline.config.name.replace("-", "_"), "pipeline_")
+
+
+def _step(step: PlannedStep, pipeline: Pipeline, task_names: dict[str, str], notebook_name: str) -> RenderedStep:
+    config = pipeline.config
+    types = {p.name: p.type_name for p in config.parameters}
+    taken: set[str] = set()
+    parameters = tuple(Port(_unique(_port_base("", name), taken), name, types[name]) for name in step.parameters)
+    inputs = tuple(
+        Port(_unique(_port_base("in_", t.variable), taken), t.variable, "dsl.Input[dsl.Artifact]")
+        for t in step.inputs
+    )
+    outputs = tuple(
+        Port(_unique(_port_base("out_", v), taken), v, "dsl.Output[dsl.Artifact]") for v in step.outputs
+    )
+    metric_names: tuple[str, ...] = ()
+    metrics_port = None
+    if config.metrics and config.metrics.step == step.name:
+        metric_names = config.metrics.names
+        metrics_port = _unique("metrics", taken)
+    arguments = [Argument(p.name, p.variable) for p in parameters]
+    for port, transfer in zip(inputs, step.inputs, strict=True):
+        producer = pipeline.step(transfer.producer)
+        out_port = _output_port(producer, transfer.variable)
+        arguments.append(
+            Argument(port.name, f"{task_names[transfer.producer]}.outputs[{pyliteral.literal(out_port)}]")
+        )
+    data_sources = {t.producer for t in step.inputs}
+    after = tuple(task_names[name] for name in step.upstream if name not in data_sources)
+    ports = (*parameters, *inputs, *outputs)
+    if metrics_port:
+        ports = (*ports, Port(metrics_port, "", "dsl.Output[dsl.Metrics]"))
+    return RenderedStep(
+        step=step,
+        function=f"{step.name}_step",
+        task=task_names[step.name],
+        ports=ports,
+        parameters=parameters,
+        inputs=inputs,
+        outputs=outputs,
+        metrics_port=metrics_port,
+        metric_names=metric_names,
+        arguments=tuple(arguments),
+        after=after,
+        docstring=f"Step '{step.name}': {notebook_name} {_cells_phrase(step.config.cells)}.",
+    )
+
+
+def _output_port(producer: PlannedStep, variable: str) -> str:
+    """The same port name `_step` gives the producer's output (names are computed deterministically)."""
+    taken: set[str] = set()
+    for name in producer.parameters:
+        _unique(_port_base("", name), taken)
+    for transfer in producer.inputs:
+        _unique(_port_base("in_", transfer.variable), taken)
+    for v in producer.outputs:
+        port = _unique(_port_base("out_", v), taken)
+        if v == variable:
+            return port
+    raise KeyError(variable)  # pragma: no cover - plan guarantees the producer outputs it
+
+
+def _port_base(prefix: str, variable: str) -> str:
+    # KFP port names must start with a letter and use only ASCII letters, digits and _.
+    if _PORT_SAFE.match(variable):
+        base = f"{prefix}{variable}"
+    else:
+        base = prefix + "var_" + "_".join(f"{ord(c):x}" if not _PORT_SAFE.match(c) else c for c in variable)
+    if not base[0].isalpha():
+        base = "v" + base
+    return base
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate = name
+    while candidate in taken or keyword.iskeyword(candidate):
+        candidate += "_"
+    taken.add(candidate)
+    return candidate
+
+
+def _identifier(name: str, prefix: str) -> str:
+    if name.isidentifier() and not keyword.iskeyword(name) and name[0].isalpha():
+        return name
+    return prefix + name
+
+
+def _cells_phrase(cells: Iterable[int]) -> str:
+    numbers = list(cells)
+    spans: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ("cell " if len(numbers) == 1 else "cells ") + ", ".join(spans)

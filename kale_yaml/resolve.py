@@ -1,0 +1,264 @@
+"""From a schema-checked sidecar and its notebook to a `Config`: every code cell owned exactly once."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import keyword
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from kale_yaml.document import Document, KeyPath
+from kale_yaml.errors import Collector, Diagnostic, NotebookError
+from kale_yaml.model import Cell, Config, Metrics, Notebook, Parameter, ParameterValue, StepConfig
+from kale_yaml.selectors import SelectorContext, first_cell, is_open_from, select
+
+DEFAULT_IMAGE = "python:3.11-slim"
+# Names the generated pipeline function uses itself; a parameter of the same name would shadow them.
+RESERVED_PARAMETER_NAMES = frozenset({"dsl", "kfp", "compiler", "kubernetes"})
+_PARAMETER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Keys of a step that only matter on a cluster; carried as written into StepConfig.settings.
+CLUSTER_KEYS = (
+    "resources",
+    "retries",
+    "timeout",
+    "env",
+    "secrets",
+    "volumes",
+    "node_selector",
+    "tolerations",
+    "labels",
+    "annotations",
+)
+
+
+def resolve(document: Document, notebook: Notebook) -> Config:
+    """Raises `NotebookError` with every selector, parameter and ownership problem at once."""
+    data: dict[str, Any] = document.data
+    errors = Collector()
+    ctx = SelectorContext(document, notebook, errors)
+    pipeline: dict[str, Any] = data["pipeline"]
+
+    parameter_cells: tuple[int, ...] = ()
+    raw_parameters: dict[str, Any] = data.get("parameters") or {}
+    if "cells" in raw_parameters:
+        parameter_cells = _code(select(raw_parameters["cells"], ("parameters", "cells"), ctx), notebook)
+    prelude = _code(select(data["prelude"], ("prelude",), ctx), notebook) if "prelude" in data else ()
+    skipped = _code(select(data["skip"], ("skip",), ctx), notebook) if "skip" in data else ()
+    skip_set = set(skipped)
+    parameter_cells = tuple(n for n in parameter_cells if n not in skip_set)
+    prelude = tuple(n for n in prelude if n not in skip_set)
+    parameters = _parameters(document, notebook, parameter_cells, raw_parameters.get("values") or {}, errors)
+
+    steps = _steps(data["steps"], pipeline, ctx, skip_set)
+    _check_names(document, steps, data, errors)
+    _check_ownership(document, notebook, parameter_cells, prelude, skip_set, steps, errors)
+    errors.raise_if_any(NotebookError)
+
+    metrics = None
+    if "metrics" in data:
+        metrics = Metrics(step=data["metrics"]["step"], names=tuple(data["metrics"]["names"]))
+    return Config(
+        document=document,
+        notebook=notebook,
+        name=pipeline["name"],
+        description=pipeline.get("description"),
+        experiment=pipeline.get("experiment"),
+        parameters=parameters,
+        parameter_cells=parameter_cells,
+        prelude=prelude,
+        skipped=tuple(sorted(skip_set)),
+        steps=tuple(steps),
+        metrics=metrics,
+        volumes=tuple(data.get("volumes") or ()),
+        snapshots=tuple(data.get("snapshots") or ()),
+    )
+
+
+def _code(numbers: Sequence[int], notebook: Notebook) -> tuple[int, ...]:
+    return tuple(n for n in numbers if notebook.cell(n).cell_type == "code")
+
+
+def _steps(
+    raw_steps: list[dict[str, Any]], pipeline: dict[str, Any], ctx: SelectorContext, skip_set: set[int]
+) -> list[StepConfig]:
+    starts = [first_cell(step["cells"], ("steps", i, "cells"), ctx) for i, step in enumerate(raw_steps)]
+    steps: list[StepConfig] = []
+    for index, raw in enumerate(raw_steps):
+        path: KeyPath = ("steps", index, "cells")
+        open_end = None
+        if is_open_from(raw["cells"]):
+            later = [s for s in starts[index + 1 :] if s is not None]
+            open_end = later[0] - 1 if later else None
+        selected = select(raw["cells"], path, ctx, open_end)
+        code = [n for n in selected if ctx.notebook.cell(n).cell_type == "code"]
+        if selected and not code:
+            ctx.error(path, f"selects cells {_span(selected)} but none of them is a code cell")
+        elif code and all(n in skip_set for n in code):
+            ctx.error(path, "every code cell it selects is also under 'skip'")
+        settings = {key: raw[key] for key in CLUSTER_KEYS if key in raw}
+        steps.append(
+            StepConfig(
+                name=raw["name"],
+                index=index,
+                cells=tuple(n for n in code if n not in skip_set),
+                after=tuple(raw.get("after") or ()),
+                inputs=tuple(raw["inputs"]) if "inputs" in raw else None,
+                outputs=tuple(raw["outputs"]) if "outputs" in raw else None,
+                image=raw.get("image") or pipeline.get("image") or DEFAULT_IMAGE,
+                packages=tuple(raw.get("packages", pipeline.get("packages") or ())),
+                cache=bool(raw.get("cache", pipeline.get("cache", True))),
+                settings=settings,
+            )
+        )
+    return steps
+
+
+def _span(numbers: Sequence[int]) -> str:
+    return f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
+
+
+def _check_names(document: Document, steps: list[StepConfig], data: dict[str, Any], errors: Collector) -> None:
+    names = [s.name for s in steps]
+    seen: dict[str, int] = {}
+    for step in steps:
+        if step.name in seen:
+            errors.add(
+                document.diagnostic(
+                    ("steps", step.index, "name"),
+                    f"step name '{step.name}' is already used by steps[{seen[step.name]}]",
+                )
+            )
+        seen.setdefault(step.name, step.index)
+    for step in steps:
+        for i, other in enumerate(step.after):
+            if other == step.name:
+                errors.add(document.diagnostic(("steps", step.index, "after", i), "a step cannot run after itself"))
+            elif other not in seen:
+                errors.add(
+                    document.diagnostic(("steps", step.index, "after", i), f"no step named '{other}'{_did_you_mean(other, names)}")
+                )
+    metrics = data.get("metrics")
+    if metrics and metrics["step"] not in seen:
+        errors.add(
+            document.diagnostic(("metrics", "step"), f"no step named '{metrics['step']}'{_did_you_mean(metrics['step'], names)}")
+        )
+    volume_names = [v["name"] for v in data.get("volumes") or ()]
+    for i, name in enumerate(volume_names):
+        if name in volume_names[:i]:
+            errors.add(document.diagnostic(("volumes", i, "name"), f"volume name '{name}' is declared twice"))
+    for step in steps:
+        for i, volume in enumerate(step.settings.get("volumes") or ()):
+            if volume not in volume_names:
+                errors.add(
+                    document.diagnostic(
+                        ("steps", step.index, "volumes", i),
+                        f"no volume named '{volume}'{_did_you_mean(volume, volume_names)}",
+                    )
+                )
+    for i, snapshot in enumerate(data.get("snapshots") or ()):
+        if snapshot["volume"] not in volume_names:
+            errors.add(
+                document.diagnostic(
+                    ("snapshots", i, "volume"),
+                    f"no volume named '{snapshot['volume']}'{_did_you_mean(snapshot['volume'], volume_names)}",
+                )
+            )
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_ownership(
+    document: Document,
+    notebook: Notebook,
+    parameter_cells: Sequence[int],
+    prelude: Sequence[int],
+    skip_set: set[int],
+    steps: list[StepConfig],
+    errors: Collector,
+) -> None:
+    owners: dict[int, list[tuple[str, KeyPath]]] = {}
+    for n in parameter_cells:
+        owners.setdefault(n, []).append(("parameters", ("parameters", "cells")))
+    for n in prelude:
+        owners.setdefault(n, []).append(("the prelude", ("prelude",)))
+    for step in steps:
+        for n in step.cells:
+            owners.setdefault(n, []).append((f"step '{step.name}'", ("steps", step.index, "cells")))
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or cell.number in skip_set:
+            continue
+        claims = owners.get(cell.number, [])
+        if len(claims) > 1:
+            (first, _), (second, path) = claims[0], claims[1]
+            errors.add(document.diagnostic(path, f"{cell.describe()} belongs to both {first} and {second}"))
+        elif not claims and not cell.is_blank:
+            errors.add(
+                Diagnostic(
+                    file=notebook.display_name,
+                    cell=cell.number,
+                    message=f"{cell.describe()} belongs to no step; add it to a step, the prelude or skip",
+                )
+            )
+
+
+def _parameters(
+    document: Document, notebook: Notebook, cells: Sequence[int], values: dict[str, Any], errors: Collector
+) -> tuple[Parameter, ...]:
+    found: dict[str, Parameter] = {}
+    for number in cells:
+        for name, value, line in _parameter_assignments(notebook.cell(number), notebook, errors):
+            found[name] = Parameter(name=name, default=value, type_name=type(value).__name__, cell=number)
+    for name, value in values.items():
+        path: KeyPath = ("parameters", "values", name)
+        if value is None or not isinstance(value, bool | int | float | str | list | dict):
+            errors.add(document.diagnostic(path, "a parameter's value must be a bool, number, string, list or mapping"))
+            continue
+        previous = found.get(name)
+        found[name] = Parameter(
+            name=name, default=value, type_name=type(value).__name__, cell=previous.cell if previous else None
+        )
+    for name in found:
+        if not _PARAMETER_NAME.match(name) or keyword.iskeyword(name):
+            errors.add(document.diagnostic(("parameters",), f"parameter '{name}' must start with an ASCII letter (KFP's rule)"))
+        elif name in RESERVED_PARAMETER_NAMES:
+            errors.add(document.diagnostic(("parameters",), f"parameter name '{name}' is reserved by the generated pipeline"))
+    return tuple(found.values())
+
+
+def _parameter_assignments(
+    cell: Cell, notebook: Notebook, errors: Collector
+) -> list[tuple[str, ParameterValue, int]]:
+    def problem(line: int | None, message: str) -> None:
+        errors.add(Diagnostic(file=notebook.display_name, cell=cell.number, line=line, message=message))
+
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as exc:
+        problem(exc.lineno, f"parameter cell does not parse: {exc.msg}")
+        return []
+    found: list[tuple[str, ParameterValue, int]] = []
+    for statement in tree.body:
+        target: ast.expr | None = None
+        value: ast.expr | None = None
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, value = statement.target, statement.value
+        if not isinstance(target, ast.Name) or value is None:
+            problem(statement.lineno, "a parameter cell may hold only `name = literal` lines")
+            continue
+        try:
+            literal = ast.literal_eval(value)
+        except ValueError:
+            problem(statement.lineno, f"'{target.id}' is not set to a literal (a number, string, bool, list or dict)")
+            continue
+        if literal is None or not isinstance(literal, bool | int | float | str | list | dict):
+            problem(statement.lineno, f"'{target.id}' must be a bool, number, string, list or dict literal")
+            continue
+        found.append((target.id, literal, statement.lineno))
+    return found

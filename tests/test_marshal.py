@@ -1,0 +1,486 @@
+"""The step runtime: notebook semantics in a step, and values handed between steps by type-chosen formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from kale_yaml import marshal
+from kale_yaml.marshal import (
+    CellError,
+    MetricError,
+    StepError,
+    UnserializableValueError,
+    load_value,
+    run_step,
+    save_value,
+)
+
+SOURCE_PATH = Path(marshal.__file__)
+
+
+def cells(*sources: str, first: int = 1) -> list[tuple[int, str]]:
+    return [(first + i, textwrap.dedent(source)) for i, source in enumerate(sources)]
+
+
+def step(name: str, *sources: str, **kwargs: Any) -> dict[str, object]:
+    args: dict[str, Any] = {"parameters": {}, "inputs": {}, "outputs": {}, **kwargs}
+    return run_step(step=name, notebook="wine.ipynb", cells=cells(*sources), **args)
+
+
+# Run a step the way a generated component does: the runtime's source exec'd into a fresh namespace, in a
+# process of its own, where kale_yaml cannot be imported.
+RUNNER = """
+import json, sys
+sys.modules["kale_yaml"] = None
+runtime = {"__name__": "kale_yaml_runtime"}
+exec(open(sys.argv[1], encoding="utf-8").read(), runtime)
+runtime["run_step"](**json.load(open(sys.argv[2], encoding="utf-8")))
+"""
+
+
+def step_in_subprocess(tmp_path: Path, name: str, *sources: str, **kwargs: Any) -> None:
+    args = {"step": name, "notebook": "wine.ipynb", "cells": cells(*sources), "parameters": {}, **kwargs}
+    args.setdefault("inputs", {})
+    args.setdefault("outputs", {})
+    spec = tmp_path / f"{name}.json"
+    spec.write_text(json.dumps(args), encoding="utf-8")
+    command = [sys.executable, "-c", RUNNER, str(SOURCE_PATH), str(spec)]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+# Round trips per type, and the format each type gets.
+
+
+def _fitted() -> LogisticRegression:
+    return LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+
+
+ROUND_TRIPS: list[tuple[str, object, str]] = [
+    ("int", 42, "dill"),
+    ("dict", {"a": [1, 2.5, "x"], "b": (None, True)}, "dill"),
+    ("array", np.arange(12.0).reshape(3, 4), "npy"),
+    ("structured array", np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]), "npy"),
+    ("object array", np.array([{"a": 1}, None], dtype=object), "dill"),
+    ("numpy scalar", np.float32(1.5), "dill"),
+    ("dataframe", pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}, index=["r", "s"]), "pd.pkl"),
+    ("series", pd.Series([1.0, 2.0], name="s"), "pd.pkl"),
+    ("estimator", _fitted(), "joblib"),
+]
+
+
+@pytest.mark.parametrize(("value", "fmt"), [r[1:] for r in ROUND_TRIPS], ids=[r[0] for r in ROUND_TRIPS])
+def test_round_trip_keeps_value_and_chooses_format_by_type(tmp_path: Path, value: object, fmt: str) -> None:
+    path = str(tmp_path / "out")
+    assert save_value("v", value, path) == fmt
+    assert os.listdir(path) == [f"value.{fmt}"]
+    loaded = load_value(path)
+    assert type(loaded) is type(value)
+    if isinstance(value, np.ndarray):
+        assert loaded.dtype == value.dtype  # type: ignore[attr-defined]
+        assert loaded.tolist() == value.tolist()  # type: ignore[attr-defined]
+    elif isinstance(value, pd.DataFrame | pd.Series):
+        assert value.equals(loaded)
+    elif isinstance(value, LogisticRegression):
+        assert isinstance(loaded, LogisticRegression)
+        assert loaded.predict([[0.0], [3.0]]).tolist() == value.predict([[0.0], [3.0]]).tolist()
+    else:
+        assert loaded == value
+
+
+def test_load_value_accepts_the_value_file_itself(tmp_path: Path) -> None:
+    save_value("v", [1, 2], str(tmp_path / "out"))
+    assert load_value(str(tmp_path / "out" / "value.dill")) == [1, 2]
+
+
+def test_saving_again_replaces_the_value_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "out")
+    save_value("v", np.zeros(2), path)
+    save_value("v", "text", path)
+    assert os.listdir(path) == ["value.dill"]
+    assert load_value(path) == "text"
+
+
+def test_load_value_names_a_path_without_a_value(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StepError, match="expected one value"):
+        load_value(str(tmp_path / "empty"))
+
+
+def test_pickle_based_formats_fall_back_to_dill_when_the_value_holds_notebook_code(tmp_path: Path) -> None:
+    ns = step(
+        "train",
+        """
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+        from sklearn.linear_model import LinearRegression
+        import numpy as np
+        import pandas as pd
+
+        def double(x):
+            return x * 2
+
+        class Tag:
+            pass
+
+        model = make_pipeline(FunctionTransformer(double), LinearRegression())
+        model.fit(np.array([[1.0], [2.0]]), [2.0, 4.0])
+        frame = pd.DataFrame({"tag": [Tag(), Tag()]})
+        """,
+    )
+    assert save_value("model", ns["model"], str(tmp_path / "model")) == "dill"
+    assert save_value("frame", ns["frame"], str(tmp_path / "frame")) == "dill"
+
+
+# Notebook semantics inside a step.
+
+
+def test_cells_run_with_module_semantics() -> None:
+    ns = step(
+        "prep",
+        """
+        from math import *
+        from dataclasses import dataclass, field
+        import functools
+        counter = 0
+
+        def bump():
+            global counter
+            counter += 1
+        """,
+        """
+        @dataclass
+        class Point:
+            x: float
+            tags: list[str] = field(default_factory=list)
+
+        @functools.lru_cache
+        def root(n):
+            return sqrt(n)
+
+        bump(); bump()
+        p = Point(root(16))
+        assert __name__ == "__main__"
+        import sys, pickle
+        assert sys.modules["__main__"].Point is Point
+        assert pickle.loads(pickle.dumps(p)) == p
+        """,
+    )
+    assert ns["counter"] == 2
+    assert ns["pi"] == math.pi
+    assert repr(ns["p"]) == "Point(x=4.0, tags=[])"
+
+
+def test_parameters_are_globals_before_inputs_and_cells(tmp_path: Path) -> None:
+    save_value("rows", [1, 2, 3], str(tmp_path / "rows"))
+    inputs = {"rows": str(tmp_path / "rows")}
+    ns = step("load", "total = sum(rows) * seed", parameters={"seed": 7}, inputs=inputs)
+    assert ns["total"] == 42
+
+
+def test_top_level_await_runs_as_in_ipython() -> None:
+    ns = step("fetch", "import asyncio\nawait asyncio.sleep(0)\nfetched = True")
+    assert ns["fetched"] is True
+
+
+def test_main_module_is_restored_even_when_a_cell_fails() -> None:
+    main = sys.modules["__main__"]
+    with pytest.raises(CellError):
+        step("boom", "1 / 0")
+    assert sys.modules["__main__"] is main
+
+
+def test_cells_do_not_inherit_the_runtimes_future_imports() -> None:
+    ns = step("types", "def f(x: int) -> int: return x\nhint = f.__annotations__['x']")
+    assert ns["hint"] is int
+
+
+# Values between steps.
+
+
+def test_in_place_changes_reach_later_steps(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    step("make", "items = [1]", outputs={"items": a})
+    step("grow", "items.append(2)", inputs={"items": a}, outputs={"items": b})
+    assert step("use", "n = len(items)", inputs={"items": b})["n"] == 2
+
+
+def test_notebook_code_round_trips_between_steps_in_process(tmp_path: Path) -> None:
+    names = ["f", "square", "add3", "Point", "p", "Counter", "c"]
+    paths = {name: str(tmp_path / name) for name in names}
+    step("define", DEFINE, outputs=paths)
+    ns = step("use", USE, inputs=paths)
+    assert ns["checked"] is True
+
+
+DEFINE = """
+from dataclasses import dataclass
+k = 1
+
+def f(x):
+    return x + k
+
+square = lambda x: x * x
+
+def make_adder(n):
+    def add(x):
+        return x + n
+    return add
+
+add3 = make_adder(3)
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+    def bump(self):
+        self.n += k
+        return self
+
+p = Point(1, 2)
+c = Counter().bump()
+"""
+
+USE = """
+k = 100  # functions and methods from an earlier step see this step's globals, as in a notebook
+assert f(1) == 101, f(1)
+assert square(4) == 16 and add3(4) == 7
+assert isinstance(p, Point) and p == Point(1, 2), (type(p), Point)
+assert type(c) is Counter and c.n == 1 and c.bump().n == 101
+assert f.__globals__ is globals()
+checked = True
+"""
+
+
+def test_notebook_code_round_trips_between_separate_processes(tmp_path: Path) -> None:
+    names = ["f", "square", "add3", "Point", "p", "Counter", "c", "model"]
+    first = {name: str(tmp_path / "a" / name) for name in names}
+    second = {name: str(tmp_path / "b" / name) for name in names}
+    model = """
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.linear_model import LinearRegression
+    import numpy as np
+    def scale(x):
+        return x * k
+    model = make_pipeline(FunctionTransformer(scale), LinearRegression())
+    model.fit(np.array([[1.0], [2.0]]), [1.0, 2.0])
+    """
+    step_in_subprocess(tmp_path, "define", DEFINE, model, outputs=first)
+    # a middle step that only passes them on, then a step that uses them: three processes
+    step_in_subprocess(tmp_path, "carry", "k = 5", inputs=first, outputs=second)
+    use_model = "import numpy as np\nk = 1\nassert np.allclose(model.predict([[3.0]]), [3.0])\n"
+    step_in_subprocess(tmp_path, "use", USE + use_model, inputs=second)
+
+
+def test_a_failing_later_step_in_a_subprocess_reports_the_cell(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match=r"KALE_YAML_CELL_FAILED .*\"cell\": 1, \"line\": 2"):
+        step_in_subprocess(tmp_path, "bad", "x = 1\nx / 0")
+
+
+# Values that cannot travel.
+
+
+def _generator() -> Any:
+    return (i for i in range(3))
+
+
+@pytest.mark.parametrize(
+    ("make", "type_name", "advice"),
+    [
+        (_generator, "a generator", "e.g. list(...)"),
+        (lambda: open(__file__), "an open file", "open it again"),  # noqa: SIM115
+        (socket.socket, "a socket", "list it under 'skip'"),
+        (lambda: {"rows": _generator()}, "a dict", "cannot pickle 'generator' object"),
+    ],
+    ids=["generator", "open file", "socket", "dict holding a generator"],
+)
+def test_unserializable_values_name_step_variable_and_type_and_leave_no_file(
+    tmp_path: Path, make: Any, type_name: str, advice: str
+) -> None:
+    value = make()
+    out = tmp_path / "rows"
+    try:
+        with pytest.raises(UnserializableValueError) as caught:
+            save_value("rows", value, str(out), step="load")
+    finally:
+        if hasattr(value, "close"):
+            value.close()
+    message = str(caught.value)
+    assert message.startswith(f"step 'load': variable 'rows' ({type_name}) cannot be passed to a later step:")
+    assert advice in message
+    assert not out.exists()
+
+
+def test_locks_travel_as_new_locks_as_dill_makes_them(tmp_path: Path) -> None:
+    save_value("guarded", {"lock": threading.Lock(), "n": 1}, str(tmp_path / "guarded"))
+    loaded: Any = load_value(str(tmp_path / "guarded"))
+    with loaded["lock"]:
+        assert loaded["n"] == 1
+
+
+def test_unserializable_output_fails_the_step(tmp_path: Path) -> None:
+    with pytest.raises(UnserializableValueError, match=r"step 'load': variable 'rows' \(a generator\)"):
+        step("load", "rows = (i for i in range(3))", outputs={"rows": str(tmp_path / "rows")})
+    assert not (tmp_path / "rows").exists()
+
+
+def test_open_files_inside_values_are_refused_but_in_memory_buffers_travel(tmp_path: Path) -> None:
+    with open(__file__) as handle, pytest.raises(UnserializableValueError, match="open file"):
+        save_value("files", [handle], str(tmp_path / "files"))
+    save_value("buffer", io.BytesIO(b"abc"), str(tmp_path / "buffer"))
+    assert load_value(str(tmp_path / "buffer")).getvalue() == b"abc"  # type: ignore[attr-defined]
+
+
+def test_missing_output_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(StepError, match="step 'load': variable 'rows' is not defined"):
+        step("load", "x = 1", outputs={"rows": str(tmp_path / "rows")})
+
+
+# Failing cells.
+
+
+def test_failing_cell_reports_step_cell_line_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    source = "def ratio(a, b):\n    return a / b\n"
+    with pytest.raises(CellError) as caught:
+        run_step(
+            step="train",
+            notebook="wine.ipynb",
+            cells=[(4, source), (7, "x = 1\ny = 2\nz = ratio(x, 0)\n")],
+            parameters={},
+            inputs={},
+            outputs={},
+        )
+    error = caught.value
+    assert (error.step, error.cell, error.line) == ("train", 7, 3)
+    text = str(error)
+    summary = "step 'train' failed in wine.ipynb cell 7, line 3: ZeroDivisionError: division by zero"
+    assert text.splitlines()[0] == summary
+    assert 'File "<wine.ipynb cell 7>", line 3, in <module>' in text
+    assert 'File "<wine.ipynb cell 4>", line 2, in ratio' in text
+    assert "return a / b" in text  # the cell's source shows in the traceback
+    assert "run_step" not in text and "marshal.py" not in text
+    marker = "KALE_YAML_CELL_FAILED "
+    markers = [line for line in capsys.readouterr().err.splitlines() if line.startswith(marker)]
+    assert len(markers) == 1
+    report = json.loads(markers[0].removeprefix(marker))
+    assert {k: report[k] for k in ("step", "cell", "line", "error")} == {
+        "step": "train",
+        "cell": 7,
+        "line": 3,
+        "error": "ZeroDivisionError: division by zero",
+    }
+
+
+def test_syntax_error_reports_its_line() -> None:
+    with pytest.raises(CellError) as caught:
+        step("parse", "x = 1\ny = (\n")
+    assert (caught.value.cell, caught.value.line) == (1, 2)
+    assert "SyntaxError" in str(caught.value).splitlines()[0]
+
+
+# Metrics.
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.logged: dict[str, float] = {}
+
+    def log_metric(self, name: str, value: float) -> None:
+        assert type(value) is float
+        self.logged[name] = value
+
+
+def test_metrics_are_logged_as_floats() -> None:
+    metrics = FakeMetrics()
+    step(
+        "evaluate",
+        "import numpy as np\naccuracy = np.float64(0.75)\nf1 = 1\nn = np.int64(3)",
+        metrics=metrics,
+        metric_names=["accuracy", "f1", "n"],
+    )
+    assert metrics.logged == {"accuracy": 0.75, "f1": 1.0, "n": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [("x = 1", "'accuracy' is not defined"), ("accuracy = 'high'", "'accuracy' is a str, not a number")],
+)
+def test_missing_or_non_numeric_metric_is_an_error(source: str, problem: str) -> None:
+    with pytest.raises(MetricError, match=f"step 'evaluate': metric {problem}"):
+        step("evaluate", source, metrics=FakeMetrics(), metric_names=["accuracy"])
+
+
+# The runtime is embedded verbatim in generated code.
+
+
+def test_source_can_be_embedded_in_a_triple_quoted_literal() -> None:
+    text = SOURCE_PATH.read_text(encoding="utf-8")
+    assert chr(92) not in text  # no backslash
+    assert "'''" not in text
+
+
+def test_source_works_exec_d_into_a_fresh_namespace(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(SOURCE_PATH.read_text(encoding="utf-8"), "<kale-yaml runtime>", "exec"), namespace)
+    namespace["save_value"]("a", np.ones(3), str(tmp_path / "a"))
+    ns = namespace["run_step"](
+        step="s",
+        notebook="n.ipynb",
+        cells=[(1, "b = a.sum()")],
+        parameters={},
+        inputs={"a": str(tmp_path / "a")},
+        outputs={"b": str(tmp_path / "b")},
+    )
+    assert ns["b"] == 3.0
+    assert namespace["load_value"](str(tmp_path / "b")) == 3.0
+
+
+def test_source_imports_only_the_standard_library_and_dill() -> None:
+    code = (
+        "import sys; before = set(sys.modules); sys.modules['kale_yaml'] = None;"
+        f"exec(open({str(SOURCE_PATH)!r}).read(), {{}});"
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in"
+        " ('numpy', 'pandas', 'sklearn', 'joblib', 'torch', 'keras', 'tensorflow')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# Optional libraries.
+
+
+def test_torch_values_round_trip(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(2, 1)
+    assert save_value("model", model, str(tmp_path / "model")) == "pt"
+    loaded: Any = load_value(str(tmp_path / "model"))
+    assert torch.equal(loaded.weight, model.weight)
+    assert save_value("t", torch.ones(3), str(tmp_path / "t")) == "pt"
+
+
+def test_keras_models_round_trip(tmp_path: Path) -> None:
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    assert save_value("model", model, str(tmp_path / "model")) == "keras"
+    loaded: Any = load_value(str(tmp_path / "model"))
+    assert loaded.count_params() == model.count_params()
