@@ -7,9 +7,9 @@ binding it itself, from the provider as of the step's start, and that provider (
 Bindings: every assignment form, `for`/`with`/`except` targets, imports, `def`, `class`, `del`, match captures
 and walrus targets; comprehension variables stay inside the comprehension. A `def`/`lambda` body runs when
 called: its free names and the globals it assigns (`global g`) or changes are attached to the function's name
-(a method's to its class; a value built from such a name, like `m = Net()`, carries it too) and count where
-the name is used (loaded or decorated), transitively. `if`/`try`/loops are followed: a name bound on some
-paths only is also read from the earlier provider, and a loop may read what the loop itself binds later.
+(a method's to its class; a value built from such a name, like `m = Net()`, carries them too) and count
+where the name is used (loaded or decorated), transitively. `if`/`try`/loops are followed: a name bound on
+some paths only is also read from the earlier provider, and a loop may read what it binds later.
 
 In-place changes: `x[k] = v`, `x.a = v`, `del x[k]`, `x[k] += v` and method calls on a name (`xs.append(1)`,
 `model.fit(X)`, `a.b.c.update(...)`) change the root name, except methods in `NON_MUTATING` (or starting with
@@ -28,12 +28,11 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
-import warnings
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kale_yaml.errors import AnalysisError, Collector, Diagnostic
-from kale_yaml.magics import CellMagicError, executable_source, rewrite
+from kale_yaml.magics import CellMagicError, executable_source, parse_cell
 from kale_yaml.model import Cell
 
 __all__ = [
@@ -43,7 +42,7 @@ __all__ = [
 
 PRELUDE = "prelude"
 PARAMETER = "parameter"
-DEFAULT_BUILTINS: frozenset[str] = frozenset(dir(builtins)) | {"display"}
+DEFAULT_BUILTINS: frozenset[str] = frozenset(dir(builtins)) | {"__builtins__", "display"}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -100,7 +99,10 @@ class Analysis:
     prelude: tuple[tuple[int, str], ...] = ()  # (cell number, executable source) of the prelude cells
 
     def step(self, name: str) -> StepFlow:
-        return next(s for s in self.steps if s.name == name)
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -235,8 +237,8 @@ class _Walker:
         for name in {root, self.aliases.get(root, root)}:
             self.touched.add(name)
             self.changed.add(name)
-            if carried.needs:
-                self.deferred[name] = self.deferred_of(name) | _Deferred(needs=carried.needs)
+            if carried:
+                self.deferred[name] = self.deferred_of(name) | carried
 
     # -- reads ---------------------------------------------------------------------------------------------
     def load(self, name: str, line: int, soft: bool = False) -> None:
@@ -276,9 +278,14 @@ class _Walker:
             for name in d.changes:
                 self.change(name)
 
-    def carried(self, names: set[str], lambdas: list[_Deferred]) -> _Deferred:
-        result = _Deferred(needs=frozenset(n for n in names if self.deferred_of(n)))
-        for d in lambdas:
+    def carried(self, names: set[str], lambdas: Sequence[_Deferred]) -> _Deferred:
+        """What a value built from `names` carries: the code of the functions and classes it is made from.
+
+        Notebook functions and classes travel with the values they are part of (by value), so a reader needs
+        their globals, not their names: `m = Net()` carries what Net's methods read.
+        """
+        result = EMPTY
+        for d in [*(self.deferred_of(n) for n in names), *lambdas]:
             result |= d
         return result
 
@@ -300,6 +307,8 @@ class _Walker:
             value = self.value(node.value)
             if isinstance(node.target, ast.Name):
                 self.load(node.target.id, node.lineno)
+                if node.target.id in self.aliases:  # `b += [1]` extends the list `b` shares with `a`
+                    self.change(self.aliases[node.target.id])
                 self.bind(node.target.id, self.deferred_of(node.target.id) | value)
             else:
                 self.target(node.target, value)
@@ -376,9 +385,7 @@ class _Walker:
         bases = self.refs.pop()[0]
         self.classes.append((set(), []))
         self.block(node.body)
-        deferred = _Deferred(needs=frozenset(bases))
-        for part in self.classes.pop()[1]:
-            deferred |= part
+        deferred = self.carried(bases, self.classes.pop()[1])
         if self.classes:
             self.classes[-1][0].add(node.name)
             self.classes[-1][1].append(deferred)
@@ -669,75 +676,10 @@ def _free(
 
 
 # -- cells ---------------------------------------------------------------------------------------------------
-def _parse(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | None, str]:
-    """The cell's executable source and its syntax tree; None (with errors in `out`) when it cannot run."""
-
-    def error(line: int | None, message: str, col: int | None = None) -> None:
-        out.add(Diagnostic(file=notebook, cell=cell.number, line=line, col=col, message=message))
-
-    try:
-        source, found = rewrite(cell)
-    except CellMagicError as e:
-        error(
-            e.line, f"cell magic '{e.magic_name}' cannot run in a pipeline step: skip the cell or rewrite it"
-        )
-        return None, cell.source
-    for line, message in found:
-        out.add(Diagnostic(file=notebook, cell=cell.number, line=line, message=message, severity="warning"))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source)
-            awaits = _top_level_awaits(tree)
-            if awaits:
-                error(min(awaits), "top-level await is not supported in a pipeline step")
-                return None, source
-            compile(tree, f"<cell {cell.number}>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    except SyntaxError as e:
-        error(e.lineno, _syntax_message(e, source), e.offset)
-        return None, source
-    except ValueError as e:  # e.g. a null byte in the source
-        error(None, str(e))
-        return None, source
-    return tree, source
-
-
-def _syntax_message(e: SyntaxError, source: str) -> str:
-    message = e.msg
-    for what in ("return", "yield"):
-        if message == f"'{what}' outside function":
-            return f"'{what}' outside a function: a cell cannot {what}"
-    lines = source.splitlines()
-    text = lines[e.lineno - 1].strip() if e.lineno and e.lineno <= len(lines) else ""
-    if text.endswith("?") or text.startswith("?"):
-        return f"{message} (IPython help syntax like 'x?' cannot run in a pipeline step)"
-    if "= !" in text or "= %" in text or "=!" in text:
-        return f"{message} (IPython's 'x = !cmd' and 'x = %magic' cannot run in a pipeline step)"
-    return message
-
-
-def _top_level_awaits(tree: ast.Module) -> list[int]:
-    lines: list[int] = []
-    stack: list[ast.AST] = [*tree.body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            args = node.args
-            stack.extend([*args.defaults, *(d for d in args.kw_defaults if d is not None)])
-            stack.extend([] if isinstance(node, ast.Lambda) else node.decorator_list)
-            continue
-        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.comprehension) and node.is_async:
-            lines.append(node.target.lineno)
-        stack.extend(ast.iter_child_nodes(node))
-    return lines
-
-
 def cell_facts(cell: Cell, builtin_names: Collection[str] = DEFAULT_BUILTINS) -> CellFacts:
     """What one code cell does on its own. Raises AnalysisError when the cell cannot be parsed."""
     out = Collector()
-    tree, _ = _parse(cell, "<notebook>", out)
+    tree, _ = parse_cell(cell, "<notebook>", out)
     out.raise_if_any(AnalysisError)
     walker = _Walker(_Env(), frozenset(builtin_names))
     if tree is not None:
@@ -768,17 +710,21 @@ class _Analyser:
         self.notebook, self.builtins = notebook, builtin_names
         self.out = Collector()
         self.env = _Env()
-        self.steps: dict[str, _Flow] = {}
+        self.steps: dict[str, _Flow] = {}  # by name, for providers
+        self.order: list[_Flow] = []
         self.reported: set[tuple[str, str]] = set()
 
     def run(self, prelude: Sequence[Cell], parameters: Sequence[str], steps: Sequence[StepSpec]) -> Analysis:
         self.env.provider.update(dict.fromkeys(parameters, PARAMETER))
         head = self.unit(PRELUDE, prelude, None, None)
         for name, cells, inputs, outputs in steps:
-            self.steps[name] = self.unit(name, cells, inputs, outputs)
+            if name in (PRELUDE, PARAMETER):
+                self.error(next((c.number for c in cells), None), None, f"a step cannot be named '{name}'")
+            self.order.append(self.unit(name, cells, inputs, outputs))
+            self.steps[name] = self.order[-1]
         self.out.raise_if_any(AnalysisError)
         flows = []
-        for flow in self.steps.values():
+        for flow in self.order:
             reads = {**{n: p for n, p in head.reads.items() if p == PARAMETER}, **flow.reads}
             flows.append(
                 StepFlow(flow.name, dict(sorted(reads.items())), tuple(sorted(flow.outputs)),
@@ -799,7 +745,7 @@ class _Analyser:
         for cell in cells:
             if cell.cell_type != "code":
                 continue
-            tree, source = _parse(cell, self.notebook, self.out)
+            tree, source = parse_cell(cell, self.notebook, self.out)
             flow.sources.append((cell.number, source))
             if tree is None:
                 walker.lenient = opaque = True

@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", metavar="DIR", help="output folder (default: .kale/ beside the sidecar)")
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files on disk are stale")
 
+    run = sub.add_parser("run", help="build, then run every step on this machine with kfp's local runner")
+    run.add_argument("path", nargs="?", metavar="PATH")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter"
+    )
+    run.add_argument("--no-cache", action="store_true", help="run every step, even unchanged ones")
+
     sub.add_parser("schema", help="print the JSON Schema of pipeline.kale.yaml")
     return parser
 
@@ -91,6 +98,59 @@ def _build(args: argparse.Namespace) -> int:
     verb = "wrote" if result.changed else "unchanged"
     console.print(f"[green]{verb}[/green] {escape(py_name)}")
     console.print(f"[green]{verb}[/green] {escape(yaml_name)}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from kale_yaml.local import RunOptions, StepStatus, run_local
+
+    params: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.stderr.write(f"kale-yaml run: --param takes NAME=VALUE, got {item!r}\n")
+            return EXIT_USAGE
+        params[name.strip()] = value
+    # Bound to the real stdout now: during the run kfp's own output is redirected to the run's log.
+    console = Console(file=sys.stdout, highlight=False)
+    built = api.build(args.path)
+    _report(list(built.project.warnings), "text")
+    console.print(f"built {escape(api.display_path(built.yaml_path))}")
+
+    def show(status: StepStatus) -> None:
+        if status.state == "running":
+            console.print(f"  [cyan]started[/cyan]  {escape(status.name)}")
+        elif status.state == "done":
+            console.print(f"  [green]done[/green]     {escape(status.name)} ({status.seconds or 0:.1f}s)")
+        elif status.state == "failed":
+            console.print(f"  [red]failed[/red]   {escape(status.name)}")
+
+    result = run_local(built.project, RunOptions(params=params, use_cache=not args.no_cache, on_update=show))
+    for note in result.ignored:
+        console.print(f"[dim]ignored locally: {escape(note)}[/dim]")
+    table = Table(title="steps")
+    for column in ("step", "status", "seconds"):
+        table.add_column(column)
+    colours = {"done": "green", "cached": "blue", "failed": "red", "not run": "dim"}
+    for status in result.steps.values():
+        colour = colours.get(status.state, "white")
+        seconds = f"{status.seconds:.1f}" if status.seconds is not None else "-"
+        table.add_row(escape(status.name), f"[{colour}]{status.state}[/{colour}]", seconds)
+    console.print(table)
+    if result.failure is not None:
+        _report([result.failure], "text")
+        console.print(f"outputs of completed steps: {escape(api.display_path(result.run_dir))}")
+        return EXIT_INPUT
+    if result.metrics:
+        metrics = Table(title="metrics")
+        metrics.add_column("name")
+        metrics.add_column("value", justify="right")
+        for name, value in result.metrics.items():
+            metrics.add_row(escape(name), f"{value:.6g}")
+        console.print(metrics)
+    console.print(f"outputs: {escape(api.display_path(result.run_dir))}")
     return EXIT_OK
 
 
@@ -147,7 +207,7 @@ def _gh_property(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-_COMMANDS = {"validate": _validate, "build": _build, "schema": _schema}
+_COMMANDS = {"validate": _validate, "build": _build, "run": _run, "schema": _schema}
 
 if __name__ == "__main__":
     raise SystemExit(main())

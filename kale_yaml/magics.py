@@ -11,7 +11,8 @@ A pipeline step runs plain Python, so IPython-only lines are left out, each with
 A cell that already parses as Python is returned unchanged: `%` or `!` cannot start a Python statement, so
 such a cell holds no magic, and a line starting with `%` inside a triple-quoted string stays as it is.
 IPython's help syntax (`x?`) and assignment forms (`files = !ls`, `x = %who_ls`) are left alone: they remain
-syntax errors, which the analysis reports with a hint.
+syntax errors, which `parse_cell` reports with a hint, as it reports code no cell can run (`return` outside a
+function, top-level `await`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ast
 import re
 import warnings
 
+from kale_yaml.errors import Collector, Diagnostic
 from kale_yaml.model import Cell
 
 RUNNABLE_CELL_MAGICS = frozenset({"time", "capture"})
@@ -42,19 +44,16 @@ class CellMagicError(Exception):
 
 def parses(source: str) -> bool:
     """Whether `source` is Python as far as the parser goes (top-level await allowed; warnings silenced)."""
+    return _tree(source) is not None
+
+
+def _tree(source: str) -> ast.Module | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(
-                source,
-                "<cell>",
-                "exec",
-                ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
-                dont_inherit=True,
-            )
+            return ast.parse(source)
     except (SyntaxError, ValueError):
-        return False
-    return True
+        return None
 
 
 def executable_source(cell: Cell) -> tuple[str, list[str]]:
@@ -72,6 +71,10 @@ def rewrite(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
         return "", []
     if parses(cell.source):
         return cell.source, []
+    return _rewrite_lines(cell)
+
+
+def _rewrite_lines(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
     lines = cell.source.splitlines(keepends=True)
     found: list[tuple[int, str]] = []
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -164,3 +167,74 @@ def _magic_lines(lines: list[str]) -> list[tuple[int, bool]]:
         if quote in ("'", '"') and not body.endswith("\\"):
             quote = None  # an unterminated one-line string: a syntax error the parser reports
     return result
+
+
+def parse_cell(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | None, str]:
+    """The cell's executable source and its syntax tree; None (with errors in `out`) when it cannot run."""
+
+    def error(line: int | None, message: str, col: int | None = None) -> None:
+        out.add(Diagnostic(file=notebook, cell=cell.number, line=line, col=col, message=message))
+
+    tree = _tree(cell.source)
+    source = cell.source
+    if tree is None:  # not Python as it stands: leave IPython lines out
+        try:
+            source, found = _rewrite_lines(cell)
+        except CellMagicError as e:
+            message = (
+                f"cell magic '{e.magic_name}' cannot run in a pipeline step: skip the cell or rewrite it"
+            )
+            error(e.line, message)
+            return None, cell.source
+        for line, message in found:
+            out.add(
+                Diagnostic(file=notebook, cell=cell.number, line=line, message=message, severity="warning")
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = tree or ast.parse(source)
+            awaits = _top_level_awaits(tree) if "await" in source or "async" in source else []
+            if awaits:
+                error(min(awaits), "top-level await is not supported in a pipeline step")
+                return None, source
+            compile(tree, f"<cell {cell.number}>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as e:
+        error(e.lineno, _syntax_message(e, source), e.offset)
+        return None, source
+    except ValueError as e:  # e.g. a null byte in the source
+        error(None, str(e))
+        return None, source
+    return tree, source
+
+
+def _syntax_message(e: SyntaxError, source: str) -> str:
+    message = e.msg
+    for what in ("return", "yield"):
+        if message == f"'{what}' outside function":
+            return f"'{what}' outside a function: a cell cannot {what}"
+    lines = source.splitlines()
+    text = lines[e.lineno - 1].strip() if e.lineno and e.lineno <= len(lines) else ""
+    if text.endswith("?") or text.startswith("?"):
+        return f"{message} (IPython help syntax like 'x?' cannot run in a pipeline step)"
+    if "= !" in text or "= %" in text or "=!" in text:
+        return f"{message} (IPython's 'x = !cmd' and 'x = %magic' cannot run in a pipeline step)"
+    return message
+
+
+def _top_level_awaits(tree: ast.Module) -> list[int]:
+    lines: list[int] = []
+    stack: list[ast.AST] = [*tree.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            args = node.args
+            stack.extend([*args.defaults, *(d for d in args.kw_defaults if d is not None)])
+            stack.extend([] if isinstance(node, ast.Lambda) else node.decorator_list)
+            continue
+        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.comprehension) and node.is_async:
+            lines.append(node.target.lineno)
+        stack.extend(ast.iter_child_nodes(node))
+    return lines

@@ -18,8 +18,10 @@ import pickle
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 import types
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -72,29 +74,76 @@ def run_step(
     outputs: dict[str, str],
     metrics: Any = None,
     metric_names: Iterable[str] = (),
+    prelude: int = 0,
 ) -> dict[str, object]:
-    """Run cells in a fresh __main__ module holding parameters and inputs; log metrics; save outputs."""
+    """Run cells in a fresh __main__ module holding parameters and inputs; log metrics; save outputs.
+
+    The first `prelude` cells run before the inputs are loaded; the classes and functions they define travel
+    by name, so every step (which runs the prelude too) shares one definition of each, as the notebook does.
+    """
+    _event(step, "started")
+    try:
+        namespace = _run(step, notebook, cells, parameters, inputs, outputs, metrics, metric_names, prelude)
+    except CellError as error:
+        details = {"notebook": notebook, "cell": error.cell, "line": error.line, "error": error.error}
+        _event(step, "failed", **details, traceback=error.traceback_text)
+        raise
+    except Exception as error:
+        _event(step, "failed", notebook=notebook, error=str(error) or type(error).__name__)
+        raise
+    _event(step, "finished")
+    return namespace
+
+
+def _event(step: str, event: str, **details: Any) -> None:
+    """Progress for `kale-yaml run`: one JSON line appended to the file KALE_YAML_EVENTS names, if set."""
+    target = os.environ.get("KALE_YAML_EVENTS")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "event": event, "time": time.time(), **details}) + chr(10))
+
+
+def _run(
+    step: str,
+    notebook: str,
+    cells: list[tuple[int, str]],
+    parameters: dict[str, object],
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    metrics: Any,
+    metric_names: Iterable[str],
+    prelude: int,
+) -> dict[str, Any]:
     module = types.ModuleType("__main__")
     namespace: dict[str, Any] = module.__dict__
     namespace["__builtins__"] = builtins
     original_main = sys.modules.get("__main__")
     sys.modules["__main__"] = module  # as in a notebook: pickle, dill and dataclasses look classes up here
-    _classes.clear()
-    _tokens.clear()
+    _reset()
     try:
         namespace.update(parameters)
+        for number, source in cells[:prelude]:
+            _run_cell(step, notebook, number, source, namespace)
+        for name, value in namespace.items():
+            if _top(value) == "__main__" and getattr(value, "__qualname__", None) == name:
+                _prelude[id(value)] = value
         for name, path in inputs.items():
             try:
                 namespace[name] = load_value(path)
             except Exception as error:
                 problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
                 raise StepError(f"step {step!r}: {problem}") from error
-        for number, source in cells:
+        for number, source in cells[prelude:]:
             _run_cell(step, notebook, number, source, namespace)
-        for name in metric_names:
-            value = _metric(step, name, namespace)
-            if metrics is not None:
+        logged = {name: _metric(step, name, namespace) for name in metric_names}
+        if metrics is not None and logged:
+            for name, value in logged.items():
                 metrics.log_metric(name, value)
+            # A file at the artifact's path as well: the values are readable there, and kfp's local
+            # cache treats an artifact without a file as missing.
+            os.makedirs(os.path.dirname(metrics.path) or ".", exist_ok=True)
+            with open(metrics.path, "w", encoding="utf-8") as handle:
+                json.dump(logged, handle, indent=2, sort_keys=True)
         for name, path in outputs.items():
             if name not in namespace:
                 raise StepError(f"step {step!r}: variable {name!r} is not defined after the step's cells ran")
@@ -104,8 +153,7 @@ def run_step(
             del sys.modules["__main__"]
         else:
             sys.modules["__main__"] = original_main
-        _classes.clear()
-        _tokens.clear()
+        _reset()
     return namespace
 
 
@@ -246,12 +294,14 @@ def _write(fmt: str, value: Any, file: str) -> None:
 
 
 def _unserializable(step: str, name: str, value: object, error: Exception | None) -> UnserializableValueError:
-    type_name = "open file" if _is_open_file(value) else type(value).__name__
+    type_name = "class" if isinstance(value, type) else type(value).__name__
     advice = "compute it in the step that uses it, list it under 'skip', or convert it"
     if _is_open_file(value):
-        advice += " (e.g. keep its file name and open it again)"
+        type_name, advice = "open file", advice + " (e.g. keep its file name and open it again)"
     elif hasattr(value, "__next__"):
         advice += " (e.g. list(...))"
+    elif isinstance(error, dill.PicklingWarning):
+        advice = "define the class in the prelude: classes defined there travel by name"
     if error is not None and type_name not in str(error):  # the culprit is inside the value: name it
         advice = f"{error}; {advice}"
     return UnserializableValueError(step, name, type_name, advice)
@@ -274,7 +324,8 @@ class _Checked(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
-        if (obj if isinstance(obj, (type, types.FunctionType)) else cls).__module__ == "__main__":
+        owner = obj if isinstance(obj, (type, types.FunctionType)) else cls
+        if owner.__module__ == "__main__" and not _by_name(owner):
             raise _NotebookRef
         array = cls.__name__ in ("ndarray", "Tensor", "Parameter") and _top(cls) in ("numpy", "torch")
         if self.leaves and array and not getattr(obj.dtype, "hasobject", False):
@@ -292,11 +343,23 @@ def _refers_to_notebook(value: object) -> bool:
     return False
 
 
-# A notebook class travels by value, tagged with a token; in a step, all values tagged alike load as one
-# class object, so instances saved apart from their class still satisfy isinstance() and ==.
+# A class or function the prelude defined travels by name. Any other notebook class travels by value, tagged
+# with a token; in a step, all values tagged alike load as one class object, so instances saved apart from
+# their class still satisfy isinstance() and ==.
+_prelude: dict[int, object] = {}  # id -> class or function
 _classes: dict[str, type] = {}  # token -> class
 _tokens: dict[int, tuple[type, str]] = {}  # id(class) -> (class, token)
 _pickling: list[type] = []  # the classes being pickled by value right now: pickled inline within themselves
+
+
+def _reset() -> None:
+    _prelude.clear()
+    _classes.clear()
+    _tokens.clear()
+
+
+def _by_name(obj: Any) -> bool:
+    return id(obj) in _prelude and getattr(sys.modules["__main__"], obj.__qualname__, None) is obj
 
 
 class _Pickler(dill.Pickler):  # type: ignore[misc]
@@ -306,9 +369,16 @@ class _Pickler(dill.Pickler):  # type: ignore[misc]
         super().__init__(file, protocol=5, byref=False, recurse=False)
         self.ids: dict[int, tuple[str, bytes]] = {}
 
-    def persistent_id(self, obj: Any) -> tuple[str, bytes] | None:
+    def dump(self, obj: Any) -> None:
+        with warnings.catch_warnings():  # dill warns where it pickles a class by a name no step can resolve
+            warnings.simplefilter("error", dill.PicklingWarning)
+            super().dump(obj)
+
+    def persistent_id(self, obj: Any) -> str | tuple[str, bytes] | None:
         if _is_open_file(obj):
             raise TypeError("cannot pickle an open file")
+        if _by_name(obj):
+            return str(obj.__qualname__)
         if not isinstance(obj, type) or obj.__module__ != "__main__" or obj in _pickling:
             return None
         if id(obj) not in self.ids:
@@ -327,7 +397,9 @@ class _Unpickler(dill.Unpickler):  # type: ignore[misc]
     def __init__(self, file: Any):
         super().__init__(file, ignore=True)
 
-    def persistent_load(self, pid: tuple[str, bytes]) -> type:
+    def persistent_load(self, pid: str | tuple[str, bytes]) -> Any:
+        if isinstance(pid, str):
+            return getattr(sys.modules["__main__"], pid)
         token, blob = pid
         if token not in _classes:
             cls = _Unpickler(io.BytesIO(blob)).load()

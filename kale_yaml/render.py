@@ -51,6 +51,7 @@ class RenderedStep:
     arguments: tuple[Argument, ...]
     after: tuple[str, ...]  # task variables to wait for beyond data edges
     docstring: str
+    packages: tuple[str, ...]  # what the container installs: the runtime's dill, then the step's own
 
 
 @cache
@@ -78,8 +79,13 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
     task_names: dict[str, str] = {}
     for step in pipeline.steps:
         task_names[step.name] = _unique(f"{step.name}_task", taken)
-    steps = [_step(step, pipeline, task_names, notebook_name) for step in pipeline.steps]
+    steps = [_step(step, pipeline, task_names, notebook_name, local) for step in pipeline.steps]
     prelude = [(number, pyliteral.block(source)) for number, source in pipeline.prelude_sources]
+    # Locally the metrics come back as the pipeline's output, so a run reports them even from kfp's cache.
+    metrics_output = ""
+    for rendered in steps:
+        if local and rendered.metrics_port:
+            metrics_output = f"{rendered.task}.outputs[{pyliteral.literal(rendered.metrics_port)}]"
     return _environment().get_template(TEMPLATE).render(
         pipeline=pipeline,
         config=config,
@@ -91,6 +97,8 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
         notebook_name=notebook_name,
         runtime=pyliteral.block(runtime_source()),
         local=local,
+        metrics_output=metrics_output,
+        returns=" -> dsl.Metrics" if metrics_output else "",
     )
 
 
@@ -99,7 +107,9 @@ def function_name(pipeline: Pipeline) -> str:
     return _identifier(pipeline.config.name.replace("-", "_"), "pipeline_")
 
 
-def _step(step: PlannedStep, pipeline: Pipeline, task_names: dict[str, str], notebook_name: str) -> RenderedStep:
+def _step(
+    step: PlannedStep, pipeline: Pipeline, task_names: dict[str, str], notebook_name: str, local: bool
+) -> RenderedStep:
     config = pipeline.config
     types = {p.name: p.type_name for p in config.parameters}
     taken: set[str] = set()
@@ -141,7 +151,14 @@ def _step(step: PlannedStep, pipeline: Pipeline, task_names: dict[str, str], not
         arguments=tuple(arguments),
         after=after,
         docstring=f"Step '{step.name}': {notebook_name} {_cells_phrase(step.config.cells)}.",
+        packages=() if local else _packages(step.config.packages),
     )
+
+
+def _packages(wanted: Iterable[str]) -> tuple[str, ...]:
+    own = tuple(wanted)
+    has_dill = any(re.match(r"^dill\b", p) for p in own)
+    return own if has_dill else ("dill", *own)
 
 
 def _output_port(producer: PlannedStep, variable: str) -> str:

@@ -131,11 +131,14 @@ def test_fitting_a_model_changes_it_but_predicting_does_not() -> None:
         "df.columns.append('x')",
         "df.fillna(0, inplace=True)",
         "df2 = df\ndf2['c'] = 1",
+        "df2 = df\ndf2 += [1]",
         "random.shuffle(df)",
     ],
 )
 def test_changes_in_place_make_the_step_the_provider(change: str) -> None:
-    a = run({"load": ["df = make()"], "clean": [change], "use": ["print(df)"]}, prelude=["import random, make"])
+    a = run(
+        {"load": ["df = make()"], "clean": [change], "use": ["print(df)"]}, prelude=["import random, make"]
+    )
     assert "df" in step(a, "clean").defines
     assert step(a, "clean").reads["df"] == "load"
     assert step(a, "use").reads == {"df": "clean"}
@@ -251,7 +254,8 @@ def test_a_class_instantiated_and_used_later_brings_its_methods_globals() -> Non
         }
     )
     assert step(a, "b").reads == {"Model": "a", "helper": "a"}
-    assert step(a, "c").reads == {"Model": "a", "helper": "a", "m": "b"}
+    # the instance carries its class (notebook classes travel by value); its methods need `helper`
+    assert step(a, "c").reads == {"helper": "a", "m": "b"}
 
 
 def test_class_body_names_are_not_module_bindings_and_methods_cannot_see_them() -> None:
@@ -280,7 +284,16 @@ def test_decorators_defaults_and_base_classes_are_read_at_definition() -> None:
 def test_dataclasses_and_annotations_work() -> None:
     a = run(
         {
-            "a": ["from dataclasses import dataclass, field\n@dataclass\nclass P:\n    x: int = 0\n    tags: list[str] = field(default_factory=list)"],
+            "a": [
+                """
+                from dataclasses import dataclass, field
+
+                @dataclass
+                class P:
+                    x: int = 0
+                    tags: list[str] = field(default_factory=list)
+                """
+            ],
             "b": ["p: P = P(1)"],
         }
     )
@@ -421,7 +434,11 @@ def test_a_parameter_read_has_provider_parameter() -> None:
 
 
 def test_a_parameter_the_prelude_reads_is_read_by_every_step() -> None:
-    a = run({"a": ["x = 1"], "b": ["y = PATH"]}, prelude=["import os\nROOT = os.path.join(data_dir, 'x')"], parameters=["data_dir", "PATH"])
+    a = run(
+        {"a": ["x = 1"], "b": ["y = PATH"]},
+        prelude=["import os\nROOT = os.path.join(data_dir, 'x')"],
+        parameters=["data_dir", "PATH"],
+    )
     assert step(a, "a").reads == {"data_dir": "parameter"}
     assert step(a, "b").reads == {"PATH": "parameter", "data_dir": "parameter"}
 
@@ -439,7 +456,9 @@ def test_a_step_rebinding_a_parameter_provides_it_afterwards() -> None:
 
 
 def test_builtins_are_neither_errors_nor_transfers_unless_rebound() -> None:
-    a = run({"a": ["print(len([1]), __name__)\ndisplay(1)"], "b": ["def print(*a):\n    pass"], "c": ["print(1)"]})
+    a = run(
+        {"a": ["print(len([1]), __name__)\ndisplay(1)"], "b": ["def print(*a):\n    pass"], "c": ["print(1)"]}
+    )
     assert step(a, "a").reads == {}
     assert step(a, "c").reads == {"print": "b"}
 
@@ -492,7 +511,17 @@ def test_explicit_names_must_be_python_names() -> None:
     ]
 
 
+def test_the_prelude_sources_are_part_of_the_analysis() -> None:
+    a = run({"a": ["print(np)"]}, prelude=["%matplotlib inline\nimport numpy as np"])
+    assert a.prelude == ((1, "pass  # kale-yaml: left out: %matplotlib inline\nimport numpy as np\n"),)
+    assert [(w.cell, w.line) for w in a.warnings] == [(1, 1)]
+
+
 # -- errors ------------------------------------------------------------------------------------------------
+def test_a_step_cannot_be_named_like_a_provider() -> None:
+    assert errors({"prelude": ["x = 1"]}) == ["nb.ipynb: cell 1: a step cannot be named 'prelude'"]
+
+
 def test_an_undefined_name_is_reported_with_cell_and_line() -> None:
     found = errors({"a": ["x = 1"], "b": ["y = x", "z = 0\nprint(df.head())"]})
     assert found == ["nb.ipynb: cell 3, line 2: 'df' is read here but no earlier cell defines it"]
@@ -522,9 +551,8 @@ def test_a_syntax_error_is_located_and_does_not_cascade() -> None:
 
 def test_ipython_help_syntax_gets_a_hint() -> None:
     found = errors({"a": ["len?"]})
-    assert found == [
-        "nb.ipynb: cell 1, line 1: invalid syntax (IPython help syntax like 'x?' cannot run in a pipeline step)"
-    ]
+    hint = "IPython help syntax like 'x?' cannot run in a pipeline step"
+    assert found == [f"nb.ipynb: cell 1, line 1: invalid syntax ({hint})"]
 
 
 @pytest.mark.parametrize(
@@ -550,12 +578,26 @@ def test_await_inside_an_async_function_is_fine() -> None:
 
 # -- IPython -----------------------------------------------------------------------------------------------
 def test_line_magics_and_shell_lines_are_left_out_with_line_numbers_kept() -> None:
-    source = "%matplotlib inline\nimport os\n!pip install x\nfor i in range(2):\n    %who\n    !echo hi\nprint(i)\n"
+    source = """\
+%matplotlib inline
+import os
+!pip install x
+for i in range(2):
+    %who
+    !echo hi
+print(i)
+"""
     text, found = executable_source(cell(1, source))
     assert text == (
-        "pass  # kale-yaml: left out: %matplotlib inline\nimport os\npass  # kale-yaml: left out: !pip install x\n"
-        "for i in range(2):\n    pass  # kale-yaml: left out: %who\n    pass  # kale-yaml: left out: !echo hi\n"
-        "print(i)\n"
+        """\
+pass  # kale-yaml: left out: %matplotlib inline
+import os
+pass  # kale-yaml: left out: !pip install x
+for i in range(2):
+    pass  # kale-yaml: left out: %who
+    pass  # kale-yaml: left out: !echo hi
+print(i)
+"""
     )
     assert found == [
         "line magic '%matplotlib inline' left out",
@@ -569,7 +611,11 @@ def test_magic_warnings_reach_the_analysis_with_their_lines() -> None:
     a = run({"a": ["x = 1\n%load_ext autoreload"]})
     assert a.warnings == (
         Diagnostic(
-            file="nb.ipynb", cell=1, line=2, message="line magic '%load_ext autoreload' left out", severity="warning"
+            file="nb.ipynb",
+            cell=1,
+            line=2,
+            message="line magic '%load_ext autoreload' left out",
+            severity="warning",
         ),
     )
     assert step(a, "a").sources == ((1, "x = 1\npass  # kale-yaml: left out: %load_ext autoreload\n"),)
@@ -586,7 +632,10 @@ def test_time_and_capture_cells_run_their_body(magic: str) -> None:
 def test_percent_time_keeps_its_statement() -> None:
     text, found = executable_source(cell(1, "%time y = 2\n%timeit z = 3"))
     assert text == "y = 2\npass  # kale-yaml: left out: %timeit z = 3\n"
-    assert found == ["line magic '%time' left out: 'y = 2' runs without timing", "line magic '%timeit z = 3' left out"]
+    assert found == [
+        "line magic '%time' left out: 'y = 2' runs without timing",
+        "line magic '%timeit z = 3' left out",
+    ]
 
 
 @pytest.mark.parametrize("magic", ["%%bash", "%%writefile out.txt", "%%html"])
@@ -600,7 +649,8 @@ def test_other_cell_magics_raise(magic: str) -> None:
 def test_a_cell_magic_is_an_analysis_error_and_does_not_cascade() -> None:
     found = errors({"a": ["%%bash\necho hi > x"], "b": ["print(anything)"]})
     assert found == [
-        "nb.ipynb: cell 1, line 1: cell magic '%%bash' cannot run in a pipeline step: skip the cell or rewrite it"
+        "nb.ipynb: cell 1, line 1: cell magic '%%bash' cannot run in a pipeline step: "
+        "skip the cell or rewrite it"
     ]
 
 
@@ -637,8 +687,15 @@ def test_cell_facts_lists_definitions_reads_and_changes() -> None:
     assert facts.changes == ("items",)
 
 
+def test_cell_facts_of_a_broken_cell_raise() -> None:
+    with pytest.raises(AnalysisError):
+        cell_facts(cell(1, "x = ("))
+
+
 # -- properties --------------------------------------------------------------------------------------------
-magic_lines = st.sampled_from(["%matplotlib inline", "!ls", "x = 1", "    %who", "", "'''", "s = '%d' % 2", "#!x"])
+magic_lines = st.sampled_from(
+    ["%matplotlib inline", "!ls", "x = 1", "    %who", "", "'''", "s = '%d' % 2", "#!x"]
+)
 
 
 @given(st.lists(magic_lines, max_size=12))
@@ -670,20 +727,28 @@ def _source(kind: str, target: str, read: str) -> str:
         "push": f"push_{target}(len({read}))",
         "set": f"set_{target}([len({read}), 1])",
         "loop": f"for _ in range(2):\n    {target}.append(len({read}))",
-        "rebind": f"del {target}\n{target} = [len({read})]",
+        "rebind": f"tmp = [len({read})]\ndel {target}\n{target} = tmp",
     }[kind]
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.lists(st.lists(statements, min_size=1, max_size=3), min_size=1, max_size=2), min_size=1, max_size=5))
-def test_the_pipeline_computes_what_the_notebook_computes(steps: list[list[list[tuple[str, str, str]]]]) -> None:
+@given(
+    st.lists(
+        st.lists(st.lists(statements, min_size=1, max_size=3), min_size=1, max_size=2), min_size=1, max_size=5
+    )
+)
+def test_the_pipeline_computes_what_the_notebook_computes(
+    steps: list[list[list[tuple[str, str, str]]]],
+) -> None:
     """Random steps of assignments, in-place changes, conditional assignments and calls of prelude functions
     that read, change or assign (`global`) list parameters.
 
-    Each step runs alone on the prelude and its reads (deep copies of its providers' values); a last step reading
-    every name must see what running all cells in one namespace gives.
+    Each step runs alone on the prelude and its reads (deep copies of its providers' values); a last step
+    reading every name must see what running all cells in one namespace gives.
     """
-    sources = {f"s{i}": ["\n".join(_source(*stmt) for stmt in c) for c in cells] for i, cells in enumerate(steps)}
+    sources = {
+        f"s{i}": ["\n".join(_source(*stmt) for stmt in c) for c in cells] for i, cells in enumerate(steps)
+    }
     sources["final"] = [f"final = [{', '.join(NAMES)}]"]
     analysis = run(sources, prelude=[PRELUDE], parameters=NAMES)
     parameters: dict[str, Any] = {name: [] for name in NAMES}

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import dill
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,6 +108,15 @@ def test_round_trip_keeps_value_and_chooses_format_by_type(tmp_path: Path, value
 def test_load_value_accepts_the_value_file_itself(tmp_path: Path) -> None:
     save_value("v", [1, 2], str(tmp_path / "out"))
     assert load_value(str(tmp_path / "out" / "value.dill")) == [1, 2]
+
+
+def test_dill_files_without_notebook_code_are_plain_pickles_that_dill_reads(tmp_path: Path) -> None:
+    rows = [{"id": i, "name": f"n{i}"} for i in range(100)]
+    save_value("rows", rows, str(tmp_path / "rows"))
+    with open(tmp_path / "rows" / "value.dill", "rb") as file:
+        assert pickle.load(file) == rows
+    with open(tmp_path / "rows" / "value.dill", "rb") as file:
+        assert dill.load(file) == rows
 
 
 def test_saving_again_replaces_the_value_file(tmp_path: Path) -> None:
@@ -290,6 +301,83 @@ def test_notebook_code_round_trips_between_separate_processes(tmp_path: Path) ->
     step_in_subprocess(tmp_path, "carry", "k = 5", inputs=first, outputs=second)
     use_model = "import numpy as np\nk = 1\nassert np.allclose(model.predict([[3.0]]), [3.0])\n"
     step_in_subprocess(tmp_path, "use", USE + use_model, inputs=second)
+
+
+PRELUDE = """
+import enum
+import functools
+from dataclasses import dataclass
+
+class Color(enum.Enum):
+    RED = 1
+
+@dataclass
+class Config:
+    rate: float
+
+@functools.lru_cache
+def halve(x):
+    return x / 2
+"""
+
+
+def test_prelude_classes_and_functions_travel_by_name_between_processes(tmp_path: Path) -> None:
+    names = ["red", "config", "helpers", "frame"]
+    paths = {name: str(tmp_path / name) for name in names}
+    define = """
+    import pandas as pd
+    red = Color.RED
+    config = Config(0.5)
+    helpers = {"halve": halve}
+    frame = pd.DataFrame({"config": [Config(1.0)]})
+    """
+    step_in_subprocess(tmp_path, "define", PRELUDE, define, outputs=paths, prelude=1)
+    assert os.listdir(paths["frame"]) == ["value.pd.pkl"]  # no notebook code inside: the fast format
+    use = """
+    assert red is Color.RED
+    assert type(config) is Config and config == Config(0.5)
+    assert helpers["halve"] is halve
+    assert frame.config[0] == Config(1.0)
+    """
+    step_in_subprocess(tmp_path, "use", PRELUDE, use, inputs=paths, prelude=1)
+
+
+def test_prelude_runs_before_inputs_are_loaded(tmp_path: Path) -> None:
+    save_value("rows", [1], str(tmp_path / "rows"))
+    ns = step(
+        "s", "seen = 'rows' in globals()", "n = len(rows)", prelude=1, inputs={"rows": str(tmp_path / "rows")}
+    )
+    assert ns["seen"] is False and ns["n"] == 1
+
+
+def test_a_class_redefined_in_a_later_step_is_a_different_class(tmp_path: Path) -> None:
+    step("a", "class Box:\n    pass\nbox = Box()", outputs={"box": str(tmp_path / "box")})
+    step("b", "class Box:\n    size = 2", outputs={"Box": str(tmp_path / "Box")})
+    inputs = {"box": str(tmp_path / "box"), "Box": str(tmp_path / "Box")}
+    ns = step("c", "same = isinstance(box, Box)", inputs=inputs)
+    assert ns["same"] is False  # as in the notebook: box was made by the first definition
+
+
+def test_a_class_dill_cannot_pickle_by_value_fails_when_saved_not_when_loaded(tmp_path: Path) -> None:
+    with pytest.raises(UnserializableValueError, match="define the class in the prelude"):
+        step(
+            "a",
+            "import enum\nclass Color(enum.Enum):\n    RED = 1\nred = Color.RED",
+            outputs={"red": str(tmp_path)},
+        )
+    assert not os.listdir(tmp_path)
+
+
+def test_modules_travel_by_name(tmp_path: Path) -> None:
+    save_value("np", np, str(tmp_path / "np"))
+    assert load_value(str(tmp_path / "np")) is np
+
+
+def test_an_input_that_cannot_be_loaded_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "value.dill").write_bytes(b"not a pickle")
+    with pytest.raises(StepError, match="step 'use': cannot load variable 'x' from"):
+        step("use", "y = x", inputs={"x": str(tmp_path / "x")})
 
 
 def test_a_failing_later_step_in_a_subprocess_reports_the_cell(tmp_path: Path) -> None:

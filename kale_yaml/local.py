@@ -1,0 +1,355 @@
+"""`kale-yaml run` on this machine: the generated pipeline executed by kfp's own local runner.
+
+kfp.local runs each step as a subprocess of the current Python (SubprocessRunner without a venv), so
+nothing is installed; its file cache re-uses a step whose generated code, image and inputs are unchanged
+(an unchanged upstream step keeps its output URIs, so only edited steps and what follows them re-run).
+The step runtime appends progress events to a JSON-lines file named by KALE_YAML_EVENTS, which is how
+we follow the run without parsing kfp's logs.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kale_yaml import api
+from kale_yaml.errors import Collector, Diagnostic, RunError
+from kale_yaml.model import Parameter, ParameterValue
+from kale_yaml.plan import Pipeline
+from kale_yaml.render import function_name
+
+EVENTS_ENV = "KALE_YAML_EVENTS"
+CLUSTER_ONLY = ("resources", "retries", "timeout", "secrets", "node_selector", "tolerations", "labels", "annotations")
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+@dataclass
+class StepStatus:
+    name: str
+    state: str = "waiting"  # waiting | running | done | cached | failed | not run
+    seconds: float | None = None
+    started: float | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: dict[str, StepStatus]
+    metrics: dict[str, float]
+    ignored: list[str]
+    succeeded: bool
+    failure: Diagnostic | None = None
+    log_path: Path | None = None
+
+
+@dataclass
+class RunOptions:
+    params: dict[str, str] = field(default_factory=dict)
+    use_cache: bool = True
+    on_update: Callable[[StepStatus], None] | None = None
+
+
+def parse_params(pipeline: Pipeline, raw: dict[str, str]) -> dict[str, ParameterValue]:
+    """`--param NAME=VALUE` strings typed by each parameter's declared type; every problem at once."""
+    declared = {p.name: p for p in pipeline.config.parameters}
+    errors = Collector()
+    values: dict[str, ParameterValue] = {}
+    for name, text in raw.items():
+        parameter = declared.get(name)
+        if parameter is None:
+            from kale_yaml.resolve import _did_you_mean
+
+            known = ", ".join(declared) or "none"
+            errors.add(
+                Diagnostic(
+                    file="--param",
+                    message=f"unknown parameter '{name}'{_did_you_mean(name, list(declared))} (parameters: {known})",
+                )
+            )
+            continue
+        try:
+            values[name] = _typed(parameter, text)
+        except ValueError as exc:
+            errors.add(Diagnostic(file="--param", message=f"{name}: {exc}"))
+    errors.raise_if_any(RunError)
+    return values
+
+
+def _typed(parameter: Parameter, text: str) -> ParameterValue:
+    kind = parameter.type_name
+    if kind == "bool":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f"'{text}' is not true or false")
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is not an integer") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is not a number") from None
+    if kind in ("list", "dict"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"'{text}' is not a JSON {kind}") from None
+        if not isinstance(value, list if kind == "list" else dict):
+            raise ValueError(f"'{text}' is not a JSON {kind}")
+        return value  # type: ignore[no-any-return]
+    return text
+
+
+def missing_packages(pipeline: Pipeline) -> list[str]:
+    """Distributions the sidecar lists and modules the cells import that this environment lacks."""
+    missing: set[str] = set()
+    for step in pipeline.steps:
+        for requirement in step.config.packages:
+            name = re.split(r"[\s<>=!~;\[]", requirement.strip(), maxsplit=1)[0]
+            try:
+                importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                missing.add(f"{name} (listed in packages)")
+    sources = [source for _, source in pipeline.prelude_sources]
+    sources += [source for step in pipeline.steps for _, source in step.sources]
+    for module in sorted({m for source in sources for m in imported_modules(source)}):
+        if module in sys.stdlib_module_names or module == "__future__":
+            continue
+        if importlib.util.find_spec(module) is None:
+            missing.add(f"{module} (imported by the notebook)")
+    return sorted(missing)
+
+
+def ignored_settings(pipeline: Pipeline) -> list[str]:
+    notes: list[str] = []
+    for step in pipeline.steps:
+        keys = [k for k in CLUSTER_ONLY if k in step.config.settings]
+        if keys:
+            notes.append(f"step '{step.name}': {', '.join(keys)} (cluster only)")
+    if any(step.config.packages for step in pipeline.steps):
+        notes.append("packages: not installed locally; this environment's are used")
+    images = sorted({step.config.image for step in pipeline.steps})
+    notes.append(f"image {', '.join(images)}: steps run in this Python ({sys.version.split()[0]})")
+    return notes
+
+
+def run_local(project: api.Project, options: RunOptions) -> RunResult:
+    pipeline = project.pipeline
+    arguments = parse_params(pipeline, options.params)
+    missing = missing_packages(pipeline)
+    if missing:
+        raise RunError(
+            [
+                Diagnostic(
+                    file=project.config.document.display_name,
+                    message="this environment lacks "
+                    + ", ".join(missing)
+                    + "; install them (kale-yaml installs nothing into your environment)",
+                )
+            ]
+        )
+    kale_dir = project.sidecar.parent / api.DEFAULT_OUTPUT_DIR
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = kale_dir / "runs" / f"{project.config.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    source = api.generate(project, local=True)
+    module_path = run_dir / "pipeline.local.py"
+    module_path.write_text(source, encoding="utf-8")
+    events_path = run_dir / "events.jsonl"
+    events_path.touch()
+    log_path = run_dir / "run.log"
+
+    statuses = {step.name: StepStatus(step.name) for step in pipeline.steps}
+    pipeline_func = _load_pipeline(module_path, function_name(pipeline))
+
+    from kfp import local
+
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(run_dir / "artifacts"),
+        raise_on_error=True,
+        enable_caching=options.use_cache,
+        cache_root=str(kale_dir / "cache"),
+    )
+    follower = _EventFollower(events_path, statuses, options.on_update)
+    outputs: Any = None
+    kfp_failure: str | None = None
+    with _environment({EVENTS_ENV: str(events_path)}), follower, _captured(log_path):
+        try:
+            outputs = pipeline_func(**arguments)
+        except RuntimeError as exc:  # kfp.local's way of saying a task failed
+            kfp_failure = str(exc)
+    follower.drain()
+    failure = follower.failure
+    if kfp_failure is not None and failure is None:
+        failure = Diagnostic(
+            file=api.display_path(log_path),
+            message=f"the run failed before a step's cells ran: {_strip_ansi(kfp_failure)}; see the log",
+        )
+    succeeded = failure is None
+    if succeeded:
+        for status in statuses.values():
+            if status.state == "waiting":  # kfp took its outputs from the cache: our runtime never ran
+                status.state = "cached"
+                if options.on_update:
+                    options.on_update(status)
+    else:
+        for status in statuses.values():
+            if status.state in ("waiting", "running"):
+                status.state = "not run"
+    logged = _metrics(outputs) if succeeded else {}
+    order = pipeline.config.metrics.names if pipeline.config.metrics else ()
+    metrics = {name: logged[name] for name in order if name in logged}
+    return RunResult(
+        run_dir=run_dir,
+        steps=statuses,
+        metrics=metrics,
+        ignored=ignored_settings(pipeline),
+        succeeded=succeeded and failure is None,
+        failure=failure,
+        log_path=log_path,
+    )
+
+
+def imported_modules(source: str) -> set[str]:
+    """Top-level modules a cell's code imports (absolute imports only)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _metrics(outputs: Any) -> dict[str, float]:
+    metadata = getattr(getattr(outputs, "output", None), "metadata", None)
+    if metadata is None:
+        metadata = getattr(outputs, "metadata", None) or {}
+    return {str(k): float(v) for k, v in dict(metadata).items() if isinstance(v, int | float)}
+
+
+def _load_pipeline(path: Path, function: str) -> Any:
+    name = f"_kale_yaml_local_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a real file always has a spec
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _captured(log_path: Path) -> Iterator[None]:
+    """kfp.local prints every step's output and its own logs; they go to run.log, not the terminal."""
+    import logging
+
+    root = logging.getLogger()
+    with open(log_path, "a", encoding="utf-8") as log:
+        saved_handlers, saved_level = root.handlers[:], root.level
+        handler = logging.StreamHandler(log)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                root.handlers = [handler]
+                yield
+        finally:
+            root.handlers, root.level = saved_handlers, saved_level
+
+
+class _EventFollower:
+    """Reads the runtime's events while the run goes on, and reports step changes."""
+
+    def __init__(
+        self, path: Path, statuses: dict[str, StepStatus], on_update: Callable[[StepStatus], None] | None
+    ) -> None:
+        self.path = path
+        self.statuses = statuses
+        self.on_update = on_update
+        self.failure: Diagnostic | None = None
+        self._offset = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="kale-yaml-events", daemon=True)
+
+    def __enter__(self) -> _EventFollower:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(0.1):
+            self.drain()
+
+    def drain(self) -> None:
+        with open(self.path, encoding="utf-8") as events:
+            events.seek(self._offset)
+            while True:
+                line = events.readline()
+                if not line.endswith("\n"):
+                    break
+                self._offset += len(line.encode("utf-8"))
+                self._handle(json.loads(line))
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        status = self.statuses.get(str(event.get("step")))
+        if status is None:
+            return
+        kind = event.get("event")
+        if kind == "started":
+            status.state, status.started = "running", float(event["time"])
+        elif kind in ("finished", "failed"):
+            status.state = "done" if kind == "finished" else "failed"
+            if status.started is not None:
+                status.seconds = float(event["time"]) - status.started
+            if kind == "failed" and self.failure is None:
+                self.failure = Diagnostic(
+                    file=str(event.get("notebook", "")),
+                    cell=event.get("cell"),
+                    line=event.get("line"),
+                    message=f"step '{status.name}' failed: {event.get('error', '')}\n{event.get('traceback', '')}".rstrip(),
+                )
+        else:
+            return
+        if self.on_update:
+            self.on_update(status)
+
