@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kale_yaml import schema
-from kale_yaml.analysis import CellMagicError, analyse, executable_source
+from kale_yaml.analysis import analyse
 from kale_yaml.document import Document, load_document
-from kale_yaml.errors import AnalysisError, Collector, Diagnostic, DocumentError, KaleYamlError
-from kale_yaml.model import Cell, Config
+from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError
+from kale_yaml.model import Config
 from kale_yaml.notebook import load_notebook
 from kale_yaml.plan import Pipeline, plan
 from kale_yaml.render import function_name, render
@@ -71,7 +71,6 @@ def validate(path: Path | str | None = None) -> Project:
     notebook_path = _notebook_path(document)
     notebook = load_notebook(notebook_path, display_path(notebook_path))
     config = resolve(document, notebook)
-    prelude = _executable_prelude(config)
     analysis = analyse(
         notebook.display_name,
         prelude=[notebook.cell(n) for n in config.prelude],
@@ -80,7 +79,7 @@ def validate(path: Path | str | None = None) -> Project:
             (step.name, [notebook.cell(n) for n in step.cells], step.inputs, step.outputs) for step in config.steps
         ],
     )
-    return Project(sidecar=sidecar, pipeline=plan(config, analysis, prelude))
+    return Project(sidecar=sidecar, pipeline=plan(config, analysis, analysis.prelude))
 
 
 def generate(project: Project, *, local: bool = False) -> str:
@@ -123,21 +122,6 @@ def build(path: Path | str | None = None, out_dir: Path | str | None = None, *, 
 
 def _notebook_path(document: Document) -> Path:
     return (document.path.parent / str(document.data["notebook"])).resolve()
-
-
-def _executable_prelude(config: Config) -> tuple[tuple[int, str], ...]:
-    errors = Collector()
-    sources: list[tuple[int, str]] = []
-    for number in config.prelude:
-        cell: Cell = config.notebook.cell(number)
-        try:
-            source, _ = executable_source(cell)
-        except CellMagicError as exc:
-            errors.add(Diagnostic(file=config.notebook.display_name, cell=number, line=1, message=str(exc)))
-            continue
-        sources.append((number, source))
-    errors.raise_if_any(AnalysisError)
-    return tuple(sources)
 
 
 __all__ = [

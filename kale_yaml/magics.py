@@ -12,7 +12,7 @@ A cell that already parses as Python is returned unchanged: `%` or `!` cannot st
 such a cell holds no magic, and a line starting with `%` inside a triple-quoted string stays as it is.
 IPython's help syntax (`x?`) and assignment forms (`files = !ls`, `x = %who_ls`) are left alone: they remain
 syntax errors, which `parse_cell` reports with a hint, as it reports code no cell can run (`return` outside a
-function, top-level `await`).
+function).
 """
 
 from __future__ import annotations
@@ -194,10 +194,6 @@ def parse_cell(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = tree or ast.parse(source)
-            awaits = _top_level_awaits(tree) if "await" in source or "async" in source else []
-            if awaits:
-                error(min(awaits), "top-level await is not supported in a pipeline step")
-                return None, source
             compile(tree, f"<cell {cell.number}>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     except SyntaxError as e:
         error(e.lineno, _syntax_message(e, source), e.offset)
@@ -220,21 +216,3 @@ def _syntax_message(e: SyntaxError, source: str) -> str:
     if "= !" in text or "= %" in text or "=!" in text:
         return f"{message} (IPython's 'x = !cmd' and 'x = %magic' cannot run in a pipeline step)"
     return message
-
-
-def _top_level_awaits(tree: ast.Module) -> list[int]:
-    lines: list[int] = []
-    stack: list[ast.AST] = [*tree.body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            args = node.args
-            stack.extend([*args.defaults, *(d for d in args.kw_defaults if d is not None)])
-            stack.extend([] if isinstance(node, ast.Lambda) else node.decorator_list)
-            continue
-        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.comprehension) and node.is_async:
-            lines.append(node.target.lineno)
-        stack.extend(ast.iter_child_nodes(node))
-    return lines

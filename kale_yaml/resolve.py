@@ -17,6 +17,8 @@ from kale_yaml.selectors import SelectorContext, first_cell, is_open_from, selec
 DEFAULT_IMAGE = "python:3.11-slim"
 # Names the generated pipeline function uses itself; a parameter of the same name would shadow them.
 RESERVED_PARAMETER_NAMES = frozenset({"dsl", "kfp", "compiler", "kubernetes"})
+# Analysis names the providers of a value "prelude" and "parameter"; a step cannot share those names.
+RESERVED_STEP_NAMES = frozenset({"prelude", "parameter"})
 _PARAMETER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Keys of a step that only matter on a cluster; carried as written into StepConfig.settings.
 CLUSTER_KEYS = (
@@ -123,6 +125,12 @@ def _check_names(document: Document, steps: list[StepConfig], data: dict[str, An
     names = [s.name for s in steps]
     seen: dict[str, int] = {}
     for step in steps:
+        if step.name in RESERVED_STEP_NAMES:
+            errors.add(
+                document.diagnostic(
+                    ("steps", step.index, "name"), f"step name '{step.name}' is reserved; choose another name"
+                )
+            )
         if step.name in seen:
             errors.add(
                 document.diagnostic(

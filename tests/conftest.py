@@ -32,7 +32,7 @@ class PythonSnapshots(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(SNAPSHOTS / "generated")
+        return str(SNAPSHOTS / test_location.basename)
 
 
 @pytest.fixture

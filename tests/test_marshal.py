@@ -490,16 +490,17 @@ def test_syntax_error_reports_its_line() -> None:
 
 
 class FakeMetrics:
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
         self.logged: dict[str, float] = {}
+        self.path = path
 
     def log_metric(self, name: str, value: float) -> None:
         assert type(value) is float
         self.logged[name] = value
 
 
-def test_metrics_are_logged_as_floats() -> None:
-    metrics = FakeMetrics()
+def test_metrics_are_logged_as_floats_and_written_to_the_artifact(tmp_path: Path) -> None:
+    metrics = FakeMetrics(str(tmp_path / "metrics"))
     step(
         "evaluate",
         "import numpy as np\naccuracy = np.float64(0.75)\nf1 = 1\nn = np.int64(3)",
@@ -507,15 +508,16 @@ def test_metrics_are_logged_as_floats() -> None:
         metric_names=["accuracy", "f1", "n"],
     )
     assert metrics.logged == {"accuracy": 0.75, "f1": 1.0, "n": 3.0}
+    assert json.loads((tmp_path / "metrics").read_text(encoding="utf-8")) == metrics.logged
 
 
 @pytest.mark.parametrize(
     ("source", "problem"),
     [("x = 1", "'accuracy' is not defined"), ("accuracy = 'high'", "'accuracy' is a str, not a number")],
 )
-def test_missing_or_non_numeric_metric_is_an_error(source: str, problem: str) -> None:
+def test_missing_or_non_numeric_metric_is_an_error(source: str, problem: str, tmp_path: Path) -> None:
     with pytest.raises(MetricError, match=f"step 'evaluate': metric {problem}"):
-        step("evaluate", source, metrics=FakeMetrics(), metric_names=["accuracy"])
+        step("evaluate", source, metrics=FakeMetrics(str(tmp_path / "m")), metric_names=["accuracy"])
 
 
 # The runtime is embedded verbatim in generated code.
