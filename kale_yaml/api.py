@@ -69,15 +69,20 @@ def validate(path: Path | str | None = None) -> Project:
     document = load_document(sidecar, display_path(sidecar))
     schema.check(document)
     notebook_path = _notebook_path(document)
-    notebook = load_notebook(notebook_path, display_path(notebook_path))
+    at_notebook_key = lambda message: document.diagnostic(("notebook",), message)  # noqa: E731
+    notebook = load_notebook(notebook_path, display_path(notebook_path), at_notebook_key)
     config = resolve(document, notebook)
     analysis = analyse(
         notebook.display_name,
         prelude=[notebook.cell(n) for n in config.prelude],
         parameters=[p.name for p in config.parameters],
         steps=[
-            (step.name, [notebook.cell(n) for n in step.cells], step.inputs, step.outputs) for step in config.steps
+            (step.name, [notebook.cell(n) for n in step.cells], step.inputs, step.outputs)
+            for step in config.steps
         ],
+        locate_key=lambda step, key, index, message: document.diagnostic(
+            ("steps", config.step(step).index, key, index), message
+        ),
     )
     return Project(sidecar=sidecar, pipeline=plan(config, analysis, analysis.prelude))
 
@@ -105,7 +110,9 @@ def output_paths(project: Project, out_dir: Path | str | None) -> tuple[Path, Pa
     return folder / f"{name}.pipeline.py", folder / f"{name}.pipeline.yaml"
 
 
-def build(path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False) -> BuildResult:
+def build(
+    path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False
+) -> BuildResult:
     """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
     from kale_yaml.compile import write_atomically
 

@@ -42,14 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    validate = sub.add_parser("validate", help="check sidecars against the schema, the notebook and the data flow")
-    validate.add_argument("paths", nargs="*", metavar="PATH", help="pipeline.kale.yaml files or folders (default: .)")
+    validate = sub.add_parser(
+        "validate", help="check sidecars against the schema, the notebook and the data flow"
+    )
+    validate.add_argument(
+        "paths", nargs="*", metavar="PATH", help="pipeline.kale.yaml files or folders (default: .)"
+    )
     validate.add_argument("--format", choices=["text", "json", "github"], default="text")
 
     build = sub.add_parser("build", help="write NAME.pipeline.py and NAME.pipeline.yaml")
     build.add_argument("path", nargs="?", metavar="PATH")
-    build.add_argument("-o", "--output", metavar="DIR", help="output folder (default: .kale/ beside the sidecar)")
-    build.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files on disk are stale")
+    build.add_argument(
+        "-o", "--output", metavar="DIR", help="output folder (default: .kale/ beside the sidecar)"
+    )
+    build.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files on disk are stale"
+    )
 
     run = sub.add_parser("run", help="build, then run every step on this machine with kfp's local runner")
     run.add_argument("path", nargs="?", metavar="PATH")

@@ -55,9 +55,7 @@ class Document:
             key = key[:-1]
         return self.positions.get((), Position(1, 1))
 
-    def diagnostic(
-        self, path: Sequence[str | int], message: str, severity: str = "error"
-    ) -> Diagnostic:
+    def diagnostic(self, path: Sequence[str | int], message: str, severity: str = "error") -> Diagnostic:
         pos = self.where(path)
         return Diagnostic(
             file=self.display_name,
@@ -97,7 +95,9 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.problems.add(
-                    self._at(_pos(key_node), path, "YAML merge keys (<<) are not supported; write the keys out")
+                    self._at(
+                        _pos(key_node), path, "YAML merge keys (<<) are not supported; write the keys out"
+                    )
                 )
                 continue
             key = self.build(key_node, path)
@@ -158,6 +158,10 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark != exc.problem_mark:
+            # pyyaml gives up where it noticed; where the construct began is often where the mistake is.
+            started = exc.context_mark
+            problem += f" ({exc.context} started at line {started.line + 1}, column {started.column + 1})"
         raise DocumentError.single(
             Diagnostic(
                 file=display_name,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 
 Severity = Literal["error", "warning"]
 
@@ -56,7 +56,7 @@ class KaleYamlError(Exception):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
     @classmethod
-    def single(cls, diagnostic: Diagnostic) -> KaleYamlError:
+    def single(cls, diagnostic: Diagnostic) -> Self:
         return cls([diagnostic])
 
 

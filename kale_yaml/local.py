@@ -29,9 +29,19 @@ from kale_yaml.errors import Collector, Diagnostic, RunError
 from kale_yaml.model import Parameter, ParameterValue
 from kale_yaml.plan import Pipeline
 from kale_yaml.render import function_name
+from kale_yaml.suggest import did_you_mean
 
 EVENTS_ENV = "KALE_YAML_EVENTS"
-CLUSTER_ONLY = ("resources", "retries", "timeout", "secrets", "node_selector", "tolerations", "labels", "annotations")
+CLUSTER_ONLY = (
+    "resources",
+    "retries",
+    "timeout",
+    "secrets",
+    "node_selector",
+    "tolerations",
+    "labels",
+    "annotations",
+)
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
@@ -69,13 +79,11 @@ def parse_params(pipeline: Pipeline, raw: dict[str, str]) -> dict[str, Parameter
     for name, text in raw.items():
         parameter = declared.get(name)
         if parameter is None:
-            from kale_yaml.resolve import _did_you_mean
-
             known = ", ".join(declared) or "none"
             errors.add(
                 Diagnostic(
                     file="--param",
-                    message=f"unknown parameter '{name}'{_did_you_mean(name, list(declared))} (parameters: {known})",
+                    message=f"unknown parameter '{name}'{did_you_mean(name, declared)} (parameters: {known})",
                 )
             )
             continue
@@ -112,7 +120,7 @@ def _typed(parameter: Parameter, text: str) -> ParameterValue:
             raise ValueError(f"'{text}' is not a JSON {kind}") from None
         if not isinstance(value, list if kind == "list" else dict):
             raise ValueError(f"'{text}' is not a JSON {kind}")
-        return value  # type: ignore[no-any-return]
+        return value
     return text
 
 
@@ -342,14 +350,14 @@ class _EventFollower:
             if status.started is not None:
                 status.seconds = float(event["time"]) - status.started
             if kind == "failed" and self.failure is None:
+                traceback = event.get("traceback", "")
                 self.failure = Diagnostic(
                     file=str(event.get("notebook", "")),
                     cell=event.get("cell"),
                     line=event.get("line"),
-                    message=f"step '{status.name}' failed: {event.get('error', '')}\n{event.get('traceback', '')}".rstrip(),
+                    message=f"step '{status.name}' failed: {event.get('error', '')}\n{traceback}".rstrip(),
                 )
         else:
             return
         if self.on_update:
             self.on_update(status)
-

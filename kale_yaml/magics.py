@@ -212,7 +212,9 @@ def _syntax_message(e: SyntaxError, source: str) -> str:
     lines = source.splitlines()
     text = lines[e.lineno - 1].strip() if e.lineno and e.lineno <= len(lines) else ""
     if text.endswith("?") or text.startswith("?"):
-        return f"{message} (IPython help syntax like 'x?' cannot run in a pipeline step)"
+        return f"syntax error: {message} (IPython help syntax like 'x?' cannot run in a pipeline step)"
     if "= !" in text or "= %" in text or "=!" in text:
-        return f"{message} (IPython's 'x = !cmd' and 'x = %magic' cannot run in a pipeline step)"
-    return message
+        return (
+            f"syntax error: {message} (IPython's 'x = !cmd' and 'x = %magic' cannot run in a pipeline step)"
+        )
+    return f"syntax error: {message}"

@@ -32,12 +32,14 @@ class Cell:
         return not self.source.strip()
 
     def describe(self) -> str:
-        """`cell 7 (id a1b2c3): df = load()` as used in error messages."""
-        ident = f" (id {self.id})" if self.id else ""
+        """`cell 7 (id a1b2c3, "df = load()")` as used in error messages."""
         first = self.first_line
-        if len(first) > 60:
-            first = first[:57] + "..."
-        return f"cell {self.number}{ident}: {first}" if first else f"cell {self.number}{ident}"
+        if len(first) > 50:
+            first = first[:47] + "..."
+        details = [f"id {self.id}"] if self.id else []
+        if first:
+            details.append(f'"{first}"')
+        return f"cell {self.number} ({', '.join(details)})" if details else f"cell {self.number}"
 
 
 @dataclass(frozen=True)

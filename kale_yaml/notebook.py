@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import nbformat
 
 from kale_yaml.errors import Diagnostic, NotebookError
 from kale_yaml.model import Cell, Notebook
+from kale_yaml.suggest import did_you_mean
 
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 
@@ -42,40 +44,57 @@ def normalise_heading(text: str) -> str:
     return " ".join(text.replace("#", " ").split()).casefold()
 
 
-def load_notebook(path: Path, display_name: str) -> Notebook:
-    """Read an nbformat 4 notebook (with or without cell ids). Raises `NotebookError`."""
+def load_notebook(
+    path: Path, display_name: str, locate: Callable[[str], Diagnostic] | None = None
+) -> Notebook:
+    """Read an nbformat 4 notebook (with or without cell ids). Raises `NotebookError`.
+
+    `locate` turns a message about the notebook as a whole into a diagnostic; a sidecar passes one that
+    points at its `notebook:` key. Without it, the message is about the notebook file itself.
+    """
+
+    def problem(message: str) -> NotebookError:
+        if locate is not None:
+            return NotebookError.single(locate(message))
+        return NotebookError.single(Diagnostic(file=display_name, line=1, col=1, message=message))
+
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise NotebookError.single(Diagnostic(file=display_name, message="notebook not found")) from None
+        siblings = [p.name for p in path.parent.glob("*.ipynb")] if path.parent.is_dir() else []
+        raise problem(f"no such notebook: '{path.name}'{did_you_mean(path.name, siblings)}") from None
     except OSError as exc:
-        raise NotebookError.single(
-            Diagnostic(file=display_name, message=f"cannot read the notebook: {exc.strerror}")
-        ) from None
+        raise problem(f"cannot read the notebook {display_name}: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise problem(f"{display_name} is not UTF-8 text (byte {exc.start})") from None
+    try:
         as_json = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotebookError.single(
-            Diagnostic(file=display_name, message=f"not a notebook: not valid JSON ({exc})")
-        ) from None
-    if not isinstance(as_json, dict) or as_json.get("nbformat") != 4:
-        found = as_json.get("nbformat") if isinstance(as_json, dict) else None
+    except json.JSONDecodeError as exc:
+        hint = ""
+        if re.search(r"^(<<<<<<<|=======|>>>>>>>)", text, re.MULTILINE):
+            hint = " (it holds an unresolved git merge conflict)"
         raise NotebookError.single(
             Diagnostic(
                 file=display_name,
-                message=f"not an nbformat 4 notebook (nbformat: {found!r}); open and save it in Jupyter first",
+                line=exc.lineno,
+                col=exc.colno,
+                message=f"not a notebook: invalid JSON: {exc.msg}{hint}",
             )
+        ) from None
+    if not isinstance(as_json, dict) or as_json.get("nbformat") != 4:
+        found = as_json.get("nbformat") if isinstance(as_json, dict) else None
+        raise problem(
+            f"{display_name} is not an nbformat 4 notebook (nbformat: {found!r}); save it again in Jupyter"
         )
     with warnings.catch_warnings():
         # nbformat warns about missing cell ids in 4.4 files; those are fine for us.
         warnings.simplefilter("ignore")
         try:
-            node = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+            node = nbformat.reads(text, as_version=nbformat.NO_CONVERT)  # type: ignore[no-untyped-call]
         except Exception as exc:  # nbformat raises assorted types for malformed files
-            raise NotebookError.single(
-                Diagnostic(file=display_name, message=f"not a valid notebook: {exc}")
-            ) from None
+            raise problem(f"{display_name} is not a valid notebook: {exc}") from None
     cells: list[Cell] = []
     for number, cell in enumerate(node.get("cells", []), start=1):
         source = cell.get("source", "")
@@ -90,15 +109,12 @@ def load_notebook(path: Path, display_name: str) -> Notebook:
             )
         )
     language = _language(node)
-    if language != "python":
-        raise NotebookError.single(
-            Diagnostic(
-                file=display_name,
-                message=f"the notebook's kernel language is {language!r}; kale-yaml turns Python notebooks"
-                " into pipelines",
-            )
+    if language.lower() != "python":
+        raise problem(
+            f"{display_name} is written in {language} (its kernel's language); kale-yaml turns Python"
+            " notebooks into pipelines"
         )
-    return Notebook(path=path, display_name=display_name, cells=tuple(cells), language=language)
+    return Notebook(path=path, display_name=display_name, cells=tuple(cells), language=language.lower())
 
 
 def _language(node: nbformat.NotebookNode) -> str:
@@ -106,4 +122,4 @@ def _language(node: nbformat.NotebookNode) -> str:
     info = metadata.get("language_info", {}) or {}
     spec = metadata.get("kernelspec", {}) or {}
     language = info.get("name") or spec.get("language") or "python"
-    return str(language).lower()
+    return str(language)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from kale_yaml.analysis import Analysis, StepFlow
@@ -75,7 +76,9 @@ def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, s
             config=step,
             parameters=tuple(sorted(v for v, p in flow.reads.items() if p == "parameter")),
             inputs=tuple(
-                Transfer(v, p) for v, p in sorted(flow.reads.items()) if p not in PROVIDED_EVERYWHERE and p in flows
+                Transfer(v, p)
+                for v, p in sorted(flow.reads.items())
+                if p not in PROVIDED_EVERYWHERE and p in flows
             ),
             outputs=flow.outputs,
             upstream=tuple(sorted(upstream[step.name], key=order.__getitem__)),
@@ -101,7 +104,9 @@ def _edges(config: Config, flows: dict[str, StepFlow]) -> tuple[Edge, ...]:
     order = {step.name: step.index for step in config.steps}
     return tuple(
         Edge(source, target, tuple(sorted(names)))
-        for (source, target), names in sorted(variables.items(), key=lambda kv: (order[kv[0][1]], order[kv[0][0]]))
+        for (source, target), names in sorted(
+            variables.items(), key=lambda kv: (order[kv[0][1]], order[kv[0][0]])
+        )
     )
 
 
@@ -132,7 +137,7 @@ def _check_acyclic(config: Config, upstream: dict[str, set[str]]) -> None:
 def _report_cycle(config: Config, cycle: list[str], errors: Collector) -> None:
     # `cycle` lists steps each waiting for the next; point at an `after:` entry that closes it.
     path = " -> ".join(f"'{name}'" for name in reversed(cycle))
-    for waiting, before in zip(cycle, cycle[1:], strict=False):
+    for waiting, before in itertools.pairwise(cycle):
         step = config.step(waiting)
         if before in step.after:
             where = ("steps", step.index, "after", step.after.index(before))

@@ -20,13 +20,15 @@ def literal(value: Any) -> str:
     if isinstance(value, float):
         if math.isfinite(value):
             return repr(value)
-        return f"float({repr(str(value))})"
+        return f"float({str(value)!r})"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, list | tuple):
         inner = ", ".join(literal(v) for v in value)
-        return f"({inner},)" if isinstance(value, tuple) and len(value) == 1 else (
-            f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+        return (
+            f"({inner},)"
+            if isinstance(value, tuple) and len(value) == 1
+            else (f"({inner})" if isinstance(value, tuple) else f"[{inner}]")
         )
     if isinstance(value, dict):
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
@@ -34,7 +36,7 @@ def literal(value: Any) -> str:
 
 
 def block(text: str) -> str:
-    """A string literal for multi-line code: `'''\\` + text + `'''` when that reads back exactly, else repr."""
+    """A literal for multi-line code: triple-quoted when that reads back exactly, else repr()."""
     if _readable_as_block(text):
         return "'''\\\n" + text + "'''"
     return repr(text)

@@ -86,19 +86,23 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
     for rendered in steps:
         if local and rendered.metrics_port:
             metrics_output = f"{rendered.task}.outputs[{pyliteral.literal(rendered.metrics_port)}]"
-    return _environment().get_template(TEMPLATE).render(
-        pipeline=pipeline,
-        config=config,
-        function=function,
-        steps=steps,
-        prelude=prelude,
-        parameters=config.parameters,
-        sidecar_name=sidecar_name,
-        notebook_name=notebook_name,
-        runtime=pyliteral.block(runtime_source()),
-        local=local,
-        metrics_output=metrics_output,
-        returns=" -> dsl.Metrics" if metrics_output else "",
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            pipeline=pipeline,
+            config=config,
+            function=function,
+            steps=steps,
+            prelude=prelude,
+            parameters=config.parameters,
+            sidecar_name=sidecar_name,
+            notebook_name=notebook_name,
+            runtime=pyliteral.block(runtime_source()),
+            local=local,
+            metrics_output=metrics_output,
+            returns=" -> dsl.Metrics" if metrics_output else "",
+        )
     )
 
 
@@ -113,7 +117,9 @@ def _step(
     config = pipeline.config
     types = {p.name: p.type_name for p in config.parameters}
     taken: set[str] = set()
-    parameters = tuple(Port(_unique(_port_base("", name), taken), name, types[name]) for name in step.parameters)
+    parameters = tuple(
+        Port(_unique(_port_base("", name), taken), name, types[name]) for name in step.parameters
+    )
     inputs = tuple(
         Port(_unique(_port_base("in_", t.variable), taken), t.variable, "dsl.Input[dsl.Artifact]")
         for t in step.inputs

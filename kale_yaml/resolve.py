@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import keyword
 import re
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from kale_yaml.document import Document, KeyPath
 from kale_yaml.errors import Collector, Diagnostic, NotebookError
 from kale_yaml.model import Cell, Config, Metrics, Notebook, Parameter, ParameterValue, StepConfig
 from kale_yaml.selectors import SelectorContext, first_cell, is_open_from, select
+from kale_yaml.suggest import did_you_mean
 
 DEFAULT_IMAGE = "python:3.11-slim"
 # Names the generated pipeline function uses itself; a parameter of the same name would shadow them.
@@ -96,9 +96,15 @@ def _steps(
         selected = select(raw["cells"], path, ctx, open_end)
         code = [n for n in selected if ctx.notebook.cell(n).cell_type == "code"]
         if selected and not code:
-            ctx.error(path, f"selects cells {_span(selected)} but none of them is a code cell")
+            what = f"cell {selected[0]}" if len(selected) == 1 else f"cells {_span(selected)}"
+            ctx.error(
+                path, f"selects only markdown or raw cells ({what}); a step needs at least one code cell"
+            )
         elif code and all(n in skip_set for n in code):
-            ctx.error(path, "every code cell it selects is also under 'skip'")
+            listed = ", ".join(str(n) for n in code)
+            ctx.error(
+                path, f"every code cell it selects ({listed}) is under 'skip'; the step would run nothing"
+            )
         settings = {key: raw[key] for key in CLUSTER_KEYS if key in raw}
         steps.append(
             StepConfig(
@@ -121,7 +127,9 @@ def _span(numbers: Sequence[int]) -> str:
     return f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
 
 
-def _check_names(document: Document, steps: list[StepConfig], data: dict[str, Any], errors: Collector) -> None:
+def _check_names(
+    document: Document, steps: list[StepConfig], data: dict[str, Any], errors: Collector
+) -> None:
     names = [s.name for s in steps]
     seen: dict[str, int] = {}
     for step in steps:
@@ -142,15 +150,23 @@ def _check_names(document: Document, steps: list[StepConfig], data: dict[str, An
     for step in steps:
         for i, other in enumerate(step.after):
             if other == step.name:
-                errors.add(document.diagnostic(("steps", step.index, "after", i), "a step cannot run after itself"))
+                errors.add(
+                    document.diagnostic(("steps", step.index, "after", i), "a step cannot run after itself")
+                )
             elif other not in seen:
                 errors.add(
-                    document.diagnostic(("steps", step.index, "after", i), f"no step named '{other}'{_did_you_mean(other, names)}")
+                    document.diagnostic(
+                        ("steps", step.index, "after", i),
+                        f"no step named '{other}'{did_you_mean(other, names)}",
+                    )
                 )
     metrics = data.get("metrics")
     if metrics and metrics["step"] not in seen:
         errors.add(
-            document.diagnostic(("metrics", "step"), f"no step named '{metrics['step']}'{_did_you_mean(metrics['step'], names)}")
+            document.diagnostic(
+                ("metrics", "step"),
+                f"no step named '{metrics['step']}'{did_you_mean(metrics['step'], names)}",
+            )
         )
     volume_names = [v["name"] for v in data.get("volumes") or ()]
     for i, name in enumerate(volume_names):
@@ -162,22 +178,18 @@ def _check_names(document: Document, steps: list[StepConfig], data: dict[str, An
                 errors.add(
                     document.diagnostic(
                         ("steps", step.index, "volumes", i),
-                        f"no volume named '{volume}'{_did_you_mean(volume, volume_names)}",
+                        f"no volume named '{volume}'{did_you_mean(volume, volume_names)}",
                     )
                 )
     for i, snapshot in enumerate(data.get("snapshots") or ()):
-        if snapshot["volume"] not in volume_names:
+        name = snapshot["volume"]
+        if name not in volume_names:
             errors.add(
                 document.diagnostic(
                     ("snapshots", i, "volume"),
-                    f"no volume named '{snapshot['volume']}'{_did_you_mean(snapshot['volume'], volume_names)}",
+                    f"no volume named '{name}'{did_you_mean(name, volume_names)}",
                 )
             )
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _check_ownership(
@@ -189,6 +201,7 @@ def _check_ownership(
     steps: list[StepConfig],
     errors: Collector,
 ) -> None:
+    selectors_failed = bool(errors.errors)
     owners: dict[int, list[tuple[str, KeyPath]]] = {}
     for n in parameter_cells:
         owners.setdefault(n, []).append(("parameters", ("parameters", "cells")))
@@ -203,13 +216,16 @@ def _check_ownership(
         claims = owners.get(cell.number, [])
         if len(claims) > 1:
             (first, _), (second, path) = claims[0], claims[1]
-            errors.add(document.diagnostic(path, f"{cell.describe()} belongs to both {first} and {second}"))
-        elif not claims and not cell.is_blank:
+            message = f"{cell.describe()} belongs to both {first} and {second}; a code cell has one owner"
+            errors.add(document.diagnostic(path, message))
+        elif not claims and not cell.is_blank and not selectors_failed:
+            # When a selector failed, the cells it meant to select would be reported here a second time.
             errors.add(
                 Diagnostic(
                     file=notebook.display_name,
                     cell=cell.number,
-                    message=f"{cell.describe()} belongs to no step; add it to a step, the prelude or skip",
+                    message=f"this code cell{cell.describe().removeprefix(f'cell {cell.number}')} belongs to"
+                    " no step; add it to a step's cells, the prelude or skip",
                 )
             )
 
@@ -218,24 +234,48 @@ def _parameters(
     document: Document, notebook: Notebook, cells: Sequence[int], values: dict[str, Any], errors: Collector
 ) -> tuple[Parameter, ...]:
     found: dict[str, Parameter] = {}
+    lines: dict[str, int] = {}
     for number in cells:
         for name, value, line in _parameter_assignments(notebook.cell(number), notebook, errors):
             found[name] = Parameter(name=name, default=value, type_name=type(value).__name__, cell=number)
+            lines[name] = line
     for name, value in values.items():
         path: KeyPath = ("parameters", "values", name)
         if value is None or not isinstance(value, bool | int | float | str | list | dict):
-            errors.add(document.diagnostic(path, "a parameter's value must be a bool, number, string, list or mapping"))
+            errors.add(
+                document.diagnostic(
+                    path, "a parameter's value must be a bool, number, string, list or mapping"
+                )
+            )
             continue
         previous = found.get(name)
         found[name] = Parameter(
             name=name, default=value, type_name=type(value).__name__, cell=previous.cell if previous else None
         )
-    for name in found:
-        if not _PARAMETER_NAME.match(name) or keyword.iskeyword(name):
-            errors.add(document.diagnostic(("parameters",), f"parameter '{name}' must start with an ASCII letter (KFP's rule)"))
-        elif name in RESERVED_PARAMETER_NAMES:
-            errors.add(document.diagnostic(("parameters",), f"parameter name '{name}' is reserved by the generated pipeline"))
+    for name, parameter in found.items():
+        problem = _parameter_name_problem(name)
+        if problem is None:
+            continue
+        if name in values:
+            errors.add(document.diagnostic(("parameters", "values", name), problem))
+        else:
+            errors.add(
+                Diagnostic(
+                    file=notebook.display_name, cell=parameter.cell, line=lines.get(name), message=problem
+                )
+            )
     return tuple(found.values())
+
+
+def _parameter_name_problem(name: str) -> str | None:
+    if not _PARAMETER_NAME.match(name) or keyword.iskeyword(name):
+        return (
+            f"parameter '{name}' must start with an ASCII letter and use letters, digits and _ (KFP's rule)"
+        )
+    if name in RESERVED_PARAMETER_NAMES:
+        reserved = ", ".join(sorted(RESERVED_PARAMETER_NAMES))
+        return f"parameter name '{name}' is reserved by the generated pipeline ({reserved}); rename it"
+    return None
 
 
 def _parameter_assignments(
@@ -263,7 +303,10 @@ def _parameter_assignments(
         try:
             literal = ast.literal_eval(value)
         except ValueError:
-            problem(statement.lineno, f"'{target.id}' is not set to a literal (a number, string, bool, list or dict)")
+            problem(
+                statement.lineno,
+                f"'{target.id}' is not set to a literal (a number, string, bool, list or dict)",
+            )
             continue
         if literal is None or not isinstance(literal, bool | int | float | str | list | dict):
             problem(statement.lineno, f"'{target.id}' must be a bool, number, string, list or dict literal")

@@ -5,9 +5,7 @@ The schema has already checked the shape of every selector; here we check it aga
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +13,7 @@ from kale_yaml.document import Document, KeyPath
 from kale_yaml.errors import Collector
 from kale_yaml.model import Notebook
 from kale_yaml.notebook import headings, normalise_heading
+from kale_yaml.suggest import did_you_mean
 
 _RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?$")
 
@@ -46,7 +45,7 @@ def select(
 
 
 def first_cell(selector: Any, path: KeyPath, ctx: SelectorContext) -> int | None:
-    """Where a selector starts, without resolving an open `from` (used to find where the previous step ends)."""
+    """Where a selector starts, not resolving an open `from` (it tells where the previous step ends)."""
     scratch = SelectorContext(ctx.document, ctx.notebook, Collector())
     cells = _select(selector, path, scratch, None)
     return min(cells) if cells else None
@@ -106,7 +105,7 @@ def _by_id(cell_id: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
     if not ids:
         ctx.error(path, f"no cell has id '{cell_id}': this notebook's cells have no ids (nbformat < 4.5)")
     else:
-        ctx.error(path, f"no cell has id '{cell_id}'{_suggest(cell_id, ids)}")
+        ctx.error(path, f"no cell has id '{cell_id}'{did_you_mean(cell_id, ids)}")
     return []
 
 
@@ -120,7 +119,7 @@ def _by_heading(text: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
                 break
     if not matches:
         known = [h.text for c in ctx.notebook.cells for h in headings(c)]
-        ctx.error(path, f"no markdown heading '{text}'{_suggest(text, known)}")
+        ctx.error(path, f"no markdown heading '{text}'{did_you_mean(text, known)}")
         return []
     if len(matches) > 1:
         where = ", ".join(str(number) for number, _ in matches)
@@ -147,7 +146,9 @@ def _by_match(pattern: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
     return found
 
 
-def _from_to(selector: dict[str, Any], path: KeyPath, ctx: SelectorContext, open_end: int | None) -> list[int]:
+def _from_to(
+    selector: dict[str, Any], path: KeyPath, ctx: SelectorContext, open_end: int | None
+) -> list[int]:
     start_cells = _select(selector["from"], (*path, "from"), ctx, None)
     if not start_cells:
         return []
@@ -167,10 +168,3 @@ def _from_to(selector: dict[str, Any], path: KeyPath, ctx: SelectorContext, open
 
 def is_open_from(selector: Any) -> bool:
     return isinstance(selector, dict) and "from" in selector and "to" not in selector
-
-
-def _suggest(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    if not close:
-        close = [c for c in candidates if c.casefold().startswith(word.casefold()[:3])][:1]
-    return f"; did you mean '{close[0]}'?" if close else ""

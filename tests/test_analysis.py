@@ -500,7 +500,7 @@ def test_explicit_outputs_satisfy_later_plain_reads() -> None:
 
 def test_an_explicit_input_nothing_defines_is_an_error_at_the_first_cell() -> None:
     found = errors({"a": ["x = 1"], "b": ["y = 2", "z = 3"]}, inputs={"b": ["ghost", "x"]})
-    assert found == ["nb.ipynb: cell 2: inputs: 'ghost' is not defined by any earlier cell"]
+    assert found == ["nb.ipynb: cell 2: inputs: no earlier cell defines 'ghost'"]
 
 
 def test_explicit_names_must_be_python_names() -> None:
@@ -552,7 +552,7 @@ def test_a_syntax_error_is_located_and_does_not_cascade() -> None:
 def test_ipython_help_syntax_gets_a_hint() -> None:
     found = errors({"a": ["len?"]})
     hint = "IPython help syntax like 'x?' cannot run in a pipeline step"
-    assert found == [f"nb.ipynb: cell 1, line 1: invalid syntax ({hint})"]
+    assert found == [f"nb.ipynb: cell 1, line 1: syntax error: invalid syntax ({hint})"]
 
 
 @pytest.mark.parametrize(
@@ -560,7 +560,7 @@ def test_ipython_help_syntax_gets_a_hint() -> None:
     [
         ("x = 1\nreturn x", "'return' outside a function: a cell cannot return"),
         ("yield 1", "'yield' outside a function: a cell cannot yield"),
-        ("break", "'break' outside loop"),
+        ("break", "syntax error: 'break' outside loop"),
     ],
 )
 def test_code_a_cell_cannot_run_is_an_error(source: str, message: str) -> None:

@@ -69,7 +69,11 @@ def test_parameters_and_metrics_reach_the_compiled_spec(copy_case: CopyCase) -> 
     result = api.build(copy_case(WINE))
     spec = yaml.safe_load(result.yaml_path.read_text(encoding="utf-8"))
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert parameters["test_size"] == {"defaultValue": 0.25, "isOptional": True, "parameterType": "NUMBER_DOUBLE"}
+    assert parameters["test_size"] == {
+        "defaultValue": 0.25,
+        "isOptional": True,
+        "parameterType": "NUMBER_DOUBLE",
+    }
     assert parameters["n_estimators"]["parameterType"] == "NUMBER_INTEGER"
     evaluate = spec["components"]["comp-evaluate-step"]["outputDefinitions"]["artifacts"]
     assert evaluate["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
@@ -85,7 +89,9 @@ def test_build_never_writes_the_notebook(copy_case: CopyCase) -> None:
     assert before == after
 
 
-def test_same_input_gives_same_bytes_across_folders_and_hash_seeds(tmp_path: Path, copy_case: CopyCase) -> None:
+def test_same_input_gives_same_bytes_across_folders_and_hash_seeds(
+    tmp_path: Path, copy_case: CopyCase
+) -> None:
     folder = copy_case(WINE)
     outputs = []
     for seed, cwd in (("1", tmp_path), ("2", folder), ("random", REPO)):
@@ -107,7 +113,9 @@ def test_failed_build_leaves_earlier_outputs_as_they_were(copy_case: CopyCase) -
     first = api.build(folder)
     saved = {p: p.read_bytes() for p in (first.python_path, first.yaml_path)}
     sidecar = folder / "pipeline.kale.yaml"
-    sidecar.write_text(sidecar.read_text(encoding="utf-8").replace("name: total", "name: Total"), encoding="utf-8")
+    sidecar.write_text(
+        sidecar.read_text(encoding="utf-8").replace("name: total", "name: Total"), encoding="utf-8"
+    )
     with pytest.raises(KaleYamlError):
         api.build(folder)
     assert {p: p.read_bytes() for p in saved} == saved
@@ -121,10 +129,14 @@ def test_check_reports_stale_outputs(copy_case: CopyCase) -> None:
     api.build(folder)
     assert not api.build(folder, check=True).changed
     sidecar = folder / "pipeline.kale.yaml"
-    sidecar.write_text(sidecar.read_text(encoding="utf-8") + "\n# a comment changes nothing\n", encoding="utf-8")
+    sidecar.write_text(
+        sidecar.read_text(encoding="utf-8") + "\n# a comment changes nothing\n", encoding="utf-8"
+    )
     assert not api.build(folder, check=True).changed
     notebook = folder / "nb.ipynb"
-    notebook.write_text(notebook.read_text(encoding="utf-8").replace("xs.append(3)", "xs.append(4)"), encoding="utf-8")
+    notebook.write_text(
+        notebook.read_text(encoding="utf-8").replace("xs.append(3)", "xs.append(4)"), encoding="utf-8"
+    )
     assert api.build(folder, check=True).changed
 
 

@@ -18,7 +18,9 @@ from tests.conftest import REPO, case_dirs
 VALID = case_dirs("valid")
 INVALID = case_dirs("invalid")
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/pipeline.kale.yaml"))
-RUNTIME_PLACEHOLDER = "'<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'"
+RUNTIME_PLACEHOLDER = (
+    "'<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'"
+)
 
 
 def _ids(paths: list[Path]) -> list[str]:

@@ -29,7 +29,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _evaluate(text: str) -> Any:
-    return eval(compile(ast.parse(text, mode="eval"), "<literal>", "eval"), {"__builtins__": {"float": float}})
+    return eval(
+        compile(ast.parse(text, mode="eval"), "<literal>", "eval"), {"__builtins__": {"float": float}}
+    )
 
 
 @settings(max_examples=500)

@@ -14,7 +14,18 @@ from tests.conftest import REPO, CopyCase
 def test_wheel_builds_an_example_from_another_folder(tmp_path: Path, copy_case: CopyCase) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
@@ -36,12 +47,19 @@ def test_wheel_builds_an_example_from_another_folder(tmp_path: Path, copy_case: 
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(
         [sys.executable, "-c", "import kale_yaml, sys; print(kale_yaml.__file__)"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert where.stdout.strip().startswith(str(target))
     done = subprocess.run(
         [sys.executable, "-m", "kale_yaml", "build", str(example), "-o", str(elsewhere / "out")],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "out" / "wine-quality.pipeline.yaml").is_file()
