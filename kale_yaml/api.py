@@ -121,7 +121,7 @@ def build(
     compiled = compile_pipeline(project, source)
     python_path, yaml_path = output_paths(project, out_dir)
     wanted = {python_path: source, yaml_path: compiled}
-    changed = any(not p.is_file() or p.read_text(encoding="utf-8") != text for p, text in wanted.items())
+    changed = any(not p.is_file() or p.read_bytes() != text.encode("utf-8") for p, text in wanted.items())
     if not check and changed:
         write_atomically(wanted, project.config.document.display_name)
     return BuildResult(project=project, python_path=python_path, yaml_path=yaml_path, changed=changed)

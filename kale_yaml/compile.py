@@ -10,7 +10,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from kale_yaml import pyliteral
 from kale_yaml.errors import BuildError, Diagnostic
 
 
@@ -32,9 +34,11 @@ def compile_source(source: str, function: str, display_name: str) -> str:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
+            pipeline_func = getattr(module, function)
             yaml_path = Path(tmp) / "pipeline.yaml"
-            compiler.Compiler().compile(getattr(module, function), str(yaml_path))
-            return yaml_path.read_text(encoding="utf-8")
+            compiler.Compiler().compile(pipeline_func, str(yaml_path))
+            with open(yaml_path, encoding="utf-8", newline="") as compiled:  # keep a \r in a value as it is
+                return _safe_header(compiled.read(), pipeline_func)
         except Exception as exc:
             # Generated code that kfp rejects is a bug in kale-yaml unless the input made it so; either
             # way the user needs the message, not a traceback into kfp.
@@ -43,6 +47,27 @@ def compile_source(source: str, function: str, display_name: str) -> str:
             ) from exc
         finally:
             sys.modules.pop(module_name, None)
+
+
+def _safe_header(text: str, pipeline_func: Any) -> str:
+    """kfp starts the file with a comment listing the inputs and their defaults, pasted in unescaped: a
+    default holding a line break would end the comment and break the YAML. Rewrite that comment so every
+    line of it stays one comment line; the document itself is kfp's, unchanged."""
+    from google.protobuf import json_format
+    from kfp.compiler.pipeline_spec_builder import extract_comments_from_pipeline_spec
+
+    spec = json_format.MessageToDict(pipeline_func.pipeline_spec)
+    header = extract_comments_from_pipeline_spec(spec, pipeline_func.description)
+    if not text.startswith(header):  # pragma: no cover - a kfp that writes another header: keep its file
+        return text
+    lines: list[str] = []
+    for line in header.removesuffix("\n").split("\n"):
+        if line.startswith("#") or not lines:
+            lines.append(line)
+        else:  # the rest of a value that held a line break: fold it back into its comment line
+            lines[-1] += "\n" + line
+    safe = "".join(pyliteral.comment(line) + "\n" for line in lines)
+    return safe + text[len(header) :]
 
 
 def write_atomically(files: dict[Path, str], display_name: str) -> None:

@@ -1,0 +1,80 @@
+"""No string in a sidecar can change what generated code does: it parses, and values arrive unchanged."""
+
+from __future__ import annotations
+
+import ast
+import pytest
+import yaml
+
+from kale_yaml import api
+from tests.conftest import CASES, CopyCase
+
+HOSTILE = [
+    'it\'s "quoted"',
+    "'''; import os; os.system('echo pwned'); '''",
+    '"""\nimport os\n"""',
+    "back\\slash\\n and \\' end\\",
+    "{{ config }} {% for x in y %}{% endfor %} {# comment #}",
+    "line one\nline two\r\nline three",
+    "unicode: ü ñ 漢字 😀 \u2028 separator",
+    "x" * 5000,
+    "#!/bin/sh\n# comment\nexec rm -rf /",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_hostile_strings_reach_the_compiled_pipeline_unchanged(text: str, copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "parameter_override")
+    sidecar = folder / "pipeline.kale.yaml"
+    data = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
+    data["pipeline"]["description"] = text
+    data["pipeline"]["image"] = f"python:3.11-slim{text[:20]}"
+    data["pipeline"]["packages"] = [text[:50]]
+    data["parameters"]["values"]["extra_text"] = text
+    sidecar.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    result = api.build(folder)
+
+    source = result.python_path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    # The only calls generated code makes: kfp's decorators and task methods, and the runtime's exec.
+    assert calls == {
+        "dsl.component",
+        "dsl.pipeline",
+        "exec",
+        "compile",
+        "_runtime['run_step']",
+        "repeat_step",
+        "pad_step",
+        "repeat_task.set_display_name",
+        "pad_task.set_display_name",
+        "compiler.Compiler().compile",
+        "compiler.Compiler",
+    }
+    compiled = yaml.safe_load(result.yaml_path.read_text(encoding="utf-8"))
+    assert compiled["pipelineInfo"]["description"] == text
+    parameters = compiled["root"]["inputDefinitions"]["parameters"]
+    assert parameters["extra_text"]["defaultValue"] == text
+    images = {e["container"]["image"] for e in compiled["deploymentSpec"]["executors"].values()}
+    assert images == {f"python:3.11-slim{text[:20]}"}
+
+
+def test_hostile_cell_source_stays_data(copy_case: CopyCase) -> None:
+    import nbformat
+
+    folder = copy_case(CASES / "valid" / "parameter_override")
+    path = folder / "nb.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    hostile = "'''" + ' {{ x }} {% raw %} \\ """ \n\r\t ü'
+    cell = next(c for c in notebook.cells if "result = [label] * n" in c.source)
+    cell.source = f"s = {hostile!r}\n" + cell.source
+    nbformat.write(notebook, path)
+
+    source = api.generate(api.validate(folder))
+
+    cells = [
+        n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    assert any(n.value == cell.source for n in cells)
+    assert api.build(folder).yaml_path.is_file()
