@@ -8,7 +8,7 @@ SubprocessRunner in this environment (no venv).
     python bench/handwritten.py --steps 10 --root /tmp/somewhere
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: kfp reads the components' annotations as types.
 
 import argparse
 from collections.abc import Callable
@@ -35,12 +35,13 @@ def chain(steps: int) -> Callable[..., Any]:
     """A pipeline of `steps` steps."""
 
     @dsl.pipeline(name=f"handwritten-chain-{steps}")
-    def pipeline(start: int = 0) -> None:
+    def pipeline(start: int = 0) -> dsl.Artifact:
         task = first(start=start)
         task.set_caching_options(False)
         for _ in range(steps - 1):
             task = add_one(previous=task.outputs["x"])
             task.set_caching_options(False)
+        return task.outputs["x"]  # type: ignore[no-any-return]
 
     return pipeline  # type: ignore[no-any-return]
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=args.root, raise_on_error=True)
     run = chain(args.steps)()
-    with open(run.outputs["x"].path) as handle:
+    with open(run.output.path) as handle:
         value = int(handle.read())
     if value != args.steps:
         raise SystemExit(f"expected x == {args.steps}, got {value}")

@@ -136,6 +136,17 @@ def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _at_mark(display_name: str, mark: yaml.Mark | None, message: str) -> DocumentError:
+    return DocumentError.single(
+        Diagnostic(
+            file=display_name,
+            line=mark.line + 1 if mark else None,
+            col=mark.column + 1 if mark else None,
+            message=message,
+        )
+    )
+
+
 def load_document(path: Path, display_name: str | None = None) -> Document:
     """Read and parse the sidecar; raise `DocumentError` for unreadable files, bad YAML or duplicate keys."""
     name = display_name or str(path)
@@ -162,14 +173,7 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
             # pyyaml gives up where it noticed; where the construct began is often where the mistake is.
             started = exc.context_mark
             problem += f" ({exc.context} started at line {started.line + 1}, column {started.column + 1})"
-        raise DocumentError.single(
-            Diagnostic(
-                file=display_name,
-                line=mark.line + 1 if mark else None,
-                col=mark.column + 1 if mark else None,
-                message=f"invalid YAML: {problem}",
-            )
-        ) from None
+        raise _at_mark(display_name, mark, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise DocumentError.single(Diagnostic(file=display_name, message=f"invalid YAML: {exc}")) from None
     if len(nodes) > 1:
@@ -189,13 +193,6 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
         data = builder.build(nodes[0], ())
     except yaml.YAMLError as exc:  # a scalar pyyaml cannot construct, e.g. a bad !!timestamp
         mark = getattr(exc, "problem_mark", None)
-        raise DocumentError.single(
-            Diagnostic(
-                file=display_name,
-                line=mark.line + 1 if mark else None,
-                col=mark.column + 1 if mark else None,
-                message=f"invalid YAML value: {getattr(exc, 'problem', exc)}",
-            )
-        ) from None
+        raise _at_mark(display_name, mark, f"invalid YAML value: {getattr(exc, 'problem', exc)}") from None
     builder.problems.raise_if_any(DocumentError)
     return Document(path=path, display_name=display_name, data=data, positions=builder.positions)

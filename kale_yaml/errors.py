@@ -47,8 +47,6 @@ class Diagnostic:
 class KaleYamlError(Exception):
     """The root of every error caused by user input. Carries one or more diagnostics."""
 
-    stage = "input"
-
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics: list[Diagnostic] = sorted(diagnostics, key=_sort_key)
         if not self.diagnostics:
@@ -67,43 +65,29 @@ def _sort_key(d: Diagnostic) -> tuple[str, int, int, int, str]:
 class DocumentError(KaleYamlError):
     """The sidecar is not readable YAML, or has duplicate keys."""
 
-    stage = "document"
-
 
 class SchemaError(KaleYamlError):
     """The sidecar does not match the JSON Schema."""
-
-    stage = "schema"
 
 
 class NotebookError(KaleYamlError):
     """The notebook cannot be read, or selectors and ownership do not fit it."""
 
-    stage = "notebook"
-
 
 class AnalysisError(KaleYamlError):
     """The code of the cells cannot be parsed, or reads a name nothing defines."""
-
-    stage = "analysis"
 
 
 class PlanError(KaleYamlError):
     """The steps do not form a valid DAG."""
 
-    stage = "plan"
-
 
 class BuildError(KaleYamlError):
     """Rendering, compiling or writing the pipeline failed."""
 
-    stage = "build"
-
 
 class RunError(KaleYamlError):
     """A run could not start, or a step failed."""
-
-    stage = "run"
 
 
 @dataclass

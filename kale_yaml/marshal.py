@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
 import inspect
 import io
@@ -22,7 +23,7 @@ import time
 import traceback
 import types
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dill
@@ -81,9 +82,60 @@ def run_step(
     The first `prelude` cells run before the inputs are loaded; the classes and functions they define travel
     by name, so every step (which runs the prelude too) shares one definition of each, as the notebook does.
     """
+    with _reporting(step, notebook):
+        module = types.ModuleType("__main__")
+        namespace: dict[str, Any] = module.__dict__
+        namespace["__builtins__"] = builtins
+        original_main = sys.modules.get("__main__")
+        sys.modules["__main__"] = (
+            module  # as in a notebook: pickle, dill and dataclasses look classes up here
+        )
+        _reset()
+        try:
+            namespace.update(parameters)
+            for number, source in cells[:prelude]:
+                _run_cell(step, notebook, number, source, namespace)
+            for name, value in namespace.items():
+                if _top(value) == "__main__" and getattr(value, "__qualname__", None) == name:
+                    _prelude[id(value)] = value
+            for name, path in inputs.items():
+                try:
+                    namespace[name] = load_value(path)
+                except Exception as error:
+                    problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
+                    raise StepError(f"step {step!r}: {problem}") from error
+            for number, source in cells[prelude:]:
+                _run_cell(step, notebook, number, source, namespace)
+            logged = {name: _metric(step, name, namespace) for name in metric_names}
+            if metrics is not None and logged:
+                for name, value in logged.items():
+                    metrics.log_metric(name, value)
+                # A file at the artifact's path as well: the values are readable there, and kfp's local
+                # cache treats an artifact without a file as missing.
+                os.makedirs(os.path.dirname(metrics.path) or ".", exist_ok=True)
+                with open(metrics.path, "w", encoding="utf-8") as handle:
+                    json.dump(logged, handle, indent=2, sort_keys=True)
+            for name, path in outputs.items():
+                if name not in namespace:
+                    raise StepError(
+                        f"step {step!r}: variable {name!r} is not defined after the step's cells ran"
+                    )
+                save_value(name, namespace[name], path, step=step)
+        finally:
+            if original_main is None:
+                del sys.modules["__main__"]
+            else:
+                sys.modules["__main__"] = original_main
+            _reset()
+        return namespace
+
+
+@contextlib.contextmanager
+def _reporting(step: str, notebook: str) -> Iterator[None]:
+    """Progress for `kale-yaml run`: JSON lines appended to the file KALE_YAML_EVENTS names, if set."""
     _event(step, "started")
     try:
-        namespace = _run(step, notebook, cells, parameters, inputs, outputs, metrics, metric_names, prelude)
+        yield
     except CellError as error:
         details = {"notebook": notebook, "cell": error.cell, "line": error.line, "error": error.error}
         _event(step, "failed", **details, traceback=error.traceback_text)
@@ -92,69 +144,13 @@ def run_step(
         _event(step, "failed", notebook=notebook, error=str(error) or type(error).__name__)
         raise
     _event(step, "finished")
-    return namespace
 
 
 def _event(step: str, event: str, **details: Any) -> None:
-    """Progress for `kale-yaml run`: one JSON line appended to the file KALE_YAML_EVENTS names, if set."""
     target = os.environ.get("KALE_YAML_EVENTS")
     if target:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, "event": event, "time": time.time(), **details}) + chr(10))
-
-
-def _run(
-    step: str,
-    notebook: str,
-    cells: list[tuple[int, str]],
-    parameters: dict[str, object],
-    inputs: dict[str, str],
-    outputs: dict[str, str],
-    metrics: Any,
-    metric_names: Iterable[str],
-    prelude: int,
-) -> dict[str, Any]:
-    module = types.ModuleType("__main__")
-    namespace: dict[str, Any] = module.__dict__
-    namespace["__builtins__"] = builtins
-    original_main = sys.modules.get("__main__")
-    sys.modules["__main__"] = module  # as in a notebook: pickle, dill and dataclasses look classes up here
-    _reset()
-    try:
-        namespace.update(parameters)
-        for number, source in cells[:prelude]:
-            _run_cell(step, notebook, number, source, namespace)
-        for name, value in namespace.items():
-            if _top(value) == "__main__" and getattr(value, "__qualname__", None) == name:
-                _prelude[id(value)] = value
-        for name, path in inputs.items():
-            try:
-                namespace[name] = load_value(path)
-            except Exception as error:
-                problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
-                raise StepError(f"step {step!r}: {problem}") from error
-        for number, source in cells[prelude:]:
-            _run_cell(step, notebook, number, source, namespace)
-        logged = {name: _metric(step, name, namespace) for name in metric_names}
-        if metrics is not None and logged:
-            for name, value in logged.items():
-                metrics.log_metric(name, value)
-            # A file at the artifact's path as well: the values are readable there, and kfp's local
-            # cache treats an artifact without a file as missing.
-            os.makedirs(os.path.dirname(metrics.path) or ".", exist_ok=True)
-            with open(metrics.path, "w", encoding="utf-8") as handle:
-                json.dump(logged, handle, indent=2, sort_keys=True)
-        for name, path in outputs.items():
-            if name not in namespace:
-                raise StepError(f"step {step!r}: variable {name!r} is not defined after the step's cells ran")
-            save_value(name, namespace[name], path, step=step)
-    finally:
-        if original_main is None:
-            del sys.modules["__main__"]
-        else:
-            sys.modules["__main__"] = original_main
-        _reset()
-    return namespace
 
 
 def _run_cell(step: str, notebook: str, number: int, source: str, namespace: dict[str, Any]) -> None:
