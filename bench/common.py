@@ -133,8 +133,7 @@ def run_command(
         list(argv),
         cwd=cwd,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
@@ -146,8 +145,8 @@ def run_command(
     return elapsed
 
 
-# Runs `python -m MODULE ARGS...` in this interpreter and writes the process's peak RSS (KiB) to a file at exit;
-# it adds nothing to the child but runpy, which `python -m` uses anyway.
+# Runs `python -m MODULE ARGS...` in a fresh interpreter and writes the process's peak RSS (KiB) to a file at
+# exit; it adds nothing to the child but runpy, which `python -m` uses anyway.
 _RSS_WRAPPER = """\
 import resource, runpy, sys
 out, module = sys.argv[1], sys.argv[2]
@@ -160,7 +159,9 @@ finally:
 """
 
 
-def run_module_measured(module: str, args: Sequence[str], *, cwd: Path, rss_file: Path) -> tuple[float, float]:
+def run_module_measured(
+    module: str, args: Sequence[str], *, cwd: Path, rss_file: Path
+) -> tuple[float, float]:
     """Run `python -m module args` in a fresh interpreter; return (wall seconds, peak RSS in MiB)."""
     argv = [sys.executable, "-c", _RSS_WRAPPER, str(rss_file), module, *args]
     elapsed = run_command(argv, cwd=cwd)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+_nbformat: Any = nbformat  # untyped: called through Any
+new_code_cell: Callable[..., Any] = _nbformat.v4.new_code_cell
+new_markdown_cell: Callable[..., Any] = _nbformat.v4.new_markdown_cell
+new_notebook: Callable[..., Any] = _nbformat.v4.new_notebook
 
 CELLS_PER_STEP = 10
 
 
-def _write(folder: Path, name: str, cells: list[nbformat.NotebookNode], sidecar: str) -> Path:
+def _write(folder: Path, name: str, cells: list[Any], sidecar: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     nb = new_notebook(cells=cells)
     nb.nbformat, nb.nbformat_minor = 4, 5
@@ -20,7 +26,7 @@ def _write(folder: Path, name: str, cells: list[nbformat.NotebookNode], sidecar:
         "language_info": {"name": "python"},
     }
     with open(folder / f"{name}.ipynb", "w", encoding="utf-8") as handle:
-        nbformat.write(nb, handle)
+        _nbformat.write(nb, handle)
     (folder / "pipeline.kale.yaml").write_text(sidecar, encoding="utf-8")
     return folder
 
@@ -66,7 +72,7 @@ def _cell_source(rng: random.Random, step: int, index: int, earlier: list[str], 
 
 
 def scaling_project(folder: Path, code_cells: int, seed: int = 0) -> Path:
-    """A notebook of `code_cells` code cells: a prelude, then one section (markdown heading + ~10 cells) per step.
+    """A notebook of `code_cells` code cells: a prelude, then a section (heading, ~10 cells) per step.
 
     Each cell reads two variables defined by earlier steps (or the parameters) and defines new ones; every
     fifth cell defines a helper function that later steps call. The sidecar selects each step by heading.
@@ -83,7 +89,7 @@ def scaling_project(folder: Path, code_cells: int, seed: int = 0) -> Path:
     cells.append(new_markdown_cell("## Step 0", id="h0"))
     cells.append(new_code_cell("base = [i * factor for i in range(size)]", id="c0"))
     remaining -= 1
-    steps = ["  - name: step_0\n    cells: {heading: \"Step 0\"}"]
+    steps = ['  - name: step_0\n    cells: {heading: "Step 0"}']
     step = 1
     while remaining > 0:
         count = min(CELLS_PER_STEP, remaining)
@@ -97,7 +103,7 @@ def scaling_project(folder: Path, code_cells: int, seed: int = 0) -> Path:
                 helpers.append(f"helper_{step}")
         earlier.extend(defined)
         earlier = earlier[-60:]  # later steps read recent results (and keep the graph realistic)
-        steps.append(f"  - name: step_{step}\n    cells: {{heading: \"Step {step}\"}}")
+        steps.append(f'  - name: step_{step}\n    cells: {{heading: "Step {step}"}}')
         remaining -= count
         step += 1
     sidecar = (
@@ -141,7 +147,7 @@ def chain_project(folder: Path, steps: int) -> Path:
 
 def notebook_script(notebook: Path, script: Path) -> Path:
     """The notebook's code cells, top to bottom, as one script (magics and shell lines left out)."""
-    nb = nbformat.read(notebook, as_version=4)
+    nb = _nbformat.read(notebook, as_version=4)
     parts = []
     for cell in nb.cells:
         if cell.cell_type != "code":

@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(file=sys.stdout, highlight=False)
     built = api.build(args.path)
     _report(list(built.project.warnings), "text")
-    console.print(f"built {escape(api.display_path(built.yaml_path))}")
+    state = "built" if built.changed else "up to date"
+    console.print(f"{state}: {escape(api.display_path(built.yaml_path))}")
 
     def show(status: StepStatus) -> None:
         if status.state == "running":

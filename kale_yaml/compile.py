@@ -70,6 +70,12 @@ def _safe_header(text: str, pipeline_func: Any) -> str:
     return safe + text[len(header) :]
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomically(files: dict[Path, str], display_name: str) -> None:
     """Write every file or none: each goes to a temporary file first, then all are renamed into place."""
     staged: list[tuple[Path, Path]] = []
@@ -82,7 +88,9 @@ def write_atomically(files: dict[Path, str], display_name: str) -> None:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+        mode = 0o666 & ~_umask()  # mkstemp makes files only the owner can read; outputs are ordinary files
         for tmp, target in staged:
+            os.chmod(tmp, mode)
             os.replace(tmp, target)
     except OSError as exc:
         for tmp, _ in staged:

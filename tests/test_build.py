@@ -147,3 +147,14 @@ def test_validate_does_not_import_kfp() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(WINE)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_outputs_follow_the_umask_like_ordinary_files(copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    previous = os.umask(0o022)
+    try:
+        result = api.build(folder)
+    finally:
+        os.umask(previous)
+    for path in (result.python_path, result.yaml_path):
+        assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,137 @@
+"""Section `run`: `kale-yaml run` on this machine (kfp.local, SubprocessRunner).
+
+- each example with --no-cache, against running the notebook's code cells as one plain script;
+- per-step overhead on a chain of trivial steps against the same chain hand-written with KFP's DSL
+  (bench/handwritten.py): the marginal cost of a step, (T(10 steps) - T(1 step)) / 9, which leaves out what
+  both pay once (interpreter start, imports, validate and build for ours);
+- `cached`: a second `kale-yaml run` of the wine example (cache on) against the first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.cli_bench import copy_examples
+from bench.common import REPO, Row, Section, Settings, child_env, ratio_row, run_command
+from bench.notebooks import chain_project, notebook_script
+
+CHAIN = 10
+HANDWRITTEN = REPO / "bench" / "handwritten.py"
+
+
+def run(settings: Settings, section: Section) -> None:
+    n = settings.n(3, quick=1)
+    section.info.update(repeat=n, chain_steps=CHAIN)
+    env = child_env()
+    with tempfile.TemporaryDirectory(prefix="kale-bench-run-") as tmp:
+        root = Path(tmp)
+        examples = copy_examples(root / "examples")
+        chains = {steps: chain_project(root / f"chain-{steps}", steps) for steps in (1, CHAIN)}
+        scripts = {
+            name: notebook_script(next(folder.glob("*.ipynb")), root / f"{name}_script.py")
+            for name, folder in examples.items()
+        }
+
+        def kale_run(project: Path, *extra: str) -> float:
+            argv = [sys.executable, "-m", "kale_yaml", "run", str(project), *extra]
+            return run_command(argv, cwd=root, env=env)
+
+        def plain_script(name: str) -> float:
+            return run_command([sys.executable, str(scripts[name])], cwd=examples[name], env=env)
+
+        def handwritten(steps: int) -> float:
+            pipeline_root = root / "handwritten-outputs"
+            shutil.rmtree(pipeline_root, ignore_errors=True)
+            argv = [sys.executable, str(HANDWRITTEN), "--steps", str(steps), "--root", str(pipeline_root)]
+            return run_command(argv, cwd=root, env=env)
+
+        def clean_kale(project: Path) -> None:
+            shutil.rmtree(project / ".kale", ignore_errors=True)
+
+        # warm-up (bytecode caches, page cache), not measured
+        kale_run(chains[1], "--no-cache")
+        handwritten(1)
+
+        samples: dict[str, list[float]] = {}
+
+        def add(key: str, value: float) -> None:
+            samples.setdefault(key, []).append(value)
+
+        for _ in range(n):
+            for name, project in examples.items():
+                clean_kale(project)
+                add(f"run {name}", kale_run(project, "--no-cache"))
+                add(f"script {name}", plain_script(name))
+            for steps in (CHAIN, 1):
+                clean_kale(chains[steps])
+                add(f"ours {steps}", kale_run(chains[steps], "--no-cache"))
+                add(f"hand {steps}", handwritten(steps))
+            wine = examples["wine"]
+            clean_kale(wine)
+            add("cache first", kale_run(wine))
+            add("cache second", kale_run(wine))
+
+        rows: list[Row] = []
+        for name in examples:
+            rows.append(
+                ratio_row(
+                    f"run --no-cache {name}",
+                    samples[f"run {name}"],
+                    samples[f"script {name}"],
+                    limit=None,
+                    baseline_name="code cells as one script",
+                )
+            )
+        rows.append(
+            ratio_row(
+                f"chain of {CHAIN} steps, total",
+                samples[f"ours {CHAIN}"],
+                samples[f"hand {CHAIN}"],
+                limit=None,
+                baseline_name="hand-written kfp.local",
+            )
+        )
+        rows.append(
+            ratio_row(
+                "chain of 1 step, total",
+                samples["ours 1"],
+                samples["hand 1"],
+                limit=None,
+                baseline_name="hand-written kfp.local",
+            )
+        )
+        ours_step = _per_step(samples[f"ours {CHAIN}"], samples["ours 1"])
+        hand_step = _per_step(samples[f"hand {CHAIN}"], samples["hand 1"])
+        rows.append(
+            ratio_row(
+                "per-step cost (T10 - T1) / 9",
+                ours_step,
+                hand_step,
+                limit=1.10,
+                baseline_name="hand-written kfp.local",
+            )
+        )
+        rows.append(
+            ratio_row(
+                "cached: second run of wine",
+                samples["cache second"],
+                samples["cache first"],
+                limit=None,
+                baseline_name="first run, cache on",
+            )
+        )
+        section.rows.extend(rows)
+        section.info["samples"] = {key: values for key, values in samples.items()}
+        section.info["per_step_medians"] = {
+            "ours": statistics.median(ours_step),
+            "handwritten": statistics.median(hand_step),
+        }
+
+
+def _per_step(long: list[float], short: list[float]) -> list[float]:
+    """The marginal cost of a step, repetition by repetition: (T(CHAIN steps) - T(1 step)) / (CHAIN - 1)."""
+    return [(a - b) / (CHAIN - 1) for a, b in zip(long, short, strict=True)]
