@@ -174,8 +174,18 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
             started = exc.context_mark
             problem += f" ({exc.context} started at line {started.line + 1}, column {started.column + 1})"
         raise _at_mark(display_name, mark, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise DocumentError.single(Diagnostic(file=display_name, message=f"invalid YAML: {exc}")) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by offset, not mark
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        message = f"invalid YAML: the character {character!r} is not allowed in a YAML file"
+        raise DocumentError.single(
+            Diagnostic(file=display_name, line=line, col=col, message=message)
+        ) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every other pyyaml error carries a mark
+        raise DocumentError.single(
+            Diagnostic(file=display_name, line=1, col=1, message=f"invalid YAML: {exc}")
+        ) from None
     if len(nodes) > 1:
         raise DocumentError.single(
             Diagnostic(
