@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # full rows when piped or logged
 
 
 @dataclass
@@ -194,8 +195,10 @@ def print_section(section: Section) -> None:
         if row.baseline_name:
             baseline = f"{baseline} ({row.baseline_name})"
         met = "-" if row.met is None else ("[green]yes[/]" if row.met else "[red]NO[/]")
-        what = row.what + (f" [dim]({row.note})[/]" if row.note else "")
-        table.add_row(what, _fmt(row.ours, row.unit), baseline, f"{row.ratio:.2f}", row.target or "-", met)
+        what = escape(row.what) + (f" [dim]{escape(f'[{row.note}]')}[/]" if row.note else "")
+        table.add_row(
+            what, _fmt(row.ours, row.unit), escape(baseline), f"{row.ratio:.2f}", row.target or "-", met
+        )
     console.print(table)
     if section.error:
         console.print(f"[red]section {section.name} failed:[/] {section.error}")

@@ -141,14 +141,14 @@ def _cases(settings: Settings) -> list[Case]:
     big, small = settings.n(5, quick=1), settings.n(21, quick=3)
     return [
         Case(
-            f"ndarray float64 {megabytes} MB",
+            f"ndarray f64 {megabytes} MB",
             _array(megabytes),
             {"np.save/np.load": _numpy},
             big,
             same=_arrays_equal,
         ),
         Case(
-            f"DataFrame {rows:,} x 20 (1 str col)",
+            f"DataFrame {rows:,}x20, 1 str col",
             _frame(rows),
             {"to_pickle/read_pickle": _pandas},
             big,
@@ -156,13 +156,13 @@ def _cases(settings: Settings) -> list[Case]:
             same=_frames_equal,
         ),
         Case(
-            "RandomForestClassifier (100 trees)",
+            "RandomForest, 100 trees",
             _estimator,
             {"joblib.dump/load": _joblib, "pickle": _pickle},
             small,
             same=lambda a, b: type(a) is type(b) and len(a.estimators_) == len(b.estimators_),
         ),
-        Case("dict of 10,000 small records", _objects, {"pickle": _pickle}, small, same=lambda a, b: a == b),
+        Case("dict of 10k small records", _objects, {"pickle": _pickle}, small, same=lambda a, b: a == b),
     ]
 
 
@@ -217,7 +217,7 @@ def _measure(case: Case, root: Path) -> list[Row]:
             baseline_name=name,
             ours_samples=ours,
             baseline_samples=samples[name],
-            note=f"ours wrote .{fmt}",
+            note=f"ours: .{fmt}",
         )
         if limit is not None:
             row.target = f"<= {limit:g}"

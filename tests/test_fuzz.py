@@ -20,9 +20,41 @@ from tests.conftest import REPO
 WINE = REPO / "examples" / "wine"
 BASE: dict[str, Any] = yaml.safe_load((WINE / "pipeline.kale.yaml").read_text(encoding="utf-8"))
 NOTEBOOK: dict[str, Any] = json.loads((WINE / "wine.ipynb").read_text(encoding="utf-8"))
-KEYS = """version notebook pipeline name steps cells after heading from to id match parameters values prelude
-skip metrics names step volumes mount claim create snapshots when image packages resources cpu memory inputs
-outputs timeout""".split()
+KEYS = [
+    "version",
+    "notebook",
+    "pipeline",
+    "name",
+    "steps",
+    "cells",
+    "after",
+    "heading",
+    "from",
+    "to",
+    "id",
+    "match",
+    "parameters",
+    "values",
+    "prelude",
+    "skip",
+    "metrics",
+    "names",
+    "step",
+    "volumes",
+    "mount",
+    "claim",
+    "create",
+    "snapshots",
+    "when",
+    "image",
+    "packages",
+    "resources",
+    "cpu",
+    "memory",
+    "inputs",
+    "outputs",
+    "timeout",
+]
 scalars = (
     st.none()
     | st.booleans()
