@@ -9,7 +9,7 @@ from pathlib import Path
 from kale_yaml import schema
 from kale_yaml.analysis import analyse
 from kale_yaml.document import Document, load_document
-from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError
+from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError, NotebookError
 from kale_yaml.model import Config
 from kale_yaml.notebook import load_notebook
 from kale_yaml.plan import Pipeline, plan
@@ -128,7 +128,22 @@ def build(
 
 
 def _notebook_path(document: Document) -> Path:
-    return (document.path.parent / str(document.data["notebook"])).resolve()
+    """The notebook beside the sidecar. A relative path may not climb out of the sidecar's folder (a review
+    should not have to chase `../../`); an absolute path says explicitly where the notebook is."""
+    written = Path(str(document.data["notebook"]))
+    if written.is_absolute():
+        return written
+    folder = document.path.parent.resolve()
+    path = (folder / written).resolve()
+    if not path.is_relative_to(folder):
+        raise NotebookError.single(
+            document.diagnostic(
+                ("notebook",),
+                f"'{written}' leaves the sidecar's folder; keep the notebook beside or below the sidecar,"
+                " or write an absolute path",
+            )
+        )
+    return path
 
 
 __all__ = [
