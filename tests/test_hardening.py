@@ -131,10 +131,10 @@ def test_odd_notebook_in_a_folder_with_spaces_and_unicode_runs(tmp_path: Path) -
 def test_non_python_notebook_is_a_clear_error(tmp_path: Path) -> None:
     shutil.copytree(CASES / "valid" / "after_edge", tmp_path / "case")
     path = tmp_path / "case" / "nb.ipynb"
-    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    notebook = nbformat.read(path, as_version=4)
     notebook.metadata["kernelspec"] = {"name": "julia-1.9", "language": "julia", "display_name": "Julia"}
     notebook.metadata["language_info"] = {"name": "julia"}
-    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+    nbformat.write(notebook, path)
     with pytest.raises(KaleYamlError) as caught:
         api.validate(tmp_path / "case")
     assert "nb.ipynb is written in julia" in str(caught.value)

@@ -66,11 +66,11 @@ def test_hostile_cell_source_stays_data(copy_case: CopyCase) -> None:
 
     folder = copy_case(CASES / "valid" / "parameter_override")
     path = folder / "nb.ipynb"
-    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    notebook = nbformat.read(path, as_version=4)
     hostile = "'''" + ' {{ x }} {% raw %} \\ """ \n\r\t ü'
     cell = next(c for c in notebook.cells if "result = [label] * n" in c.source)
     cell.source = f"s = {hostile!r}\n" + cell.source
-    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+    nbformat.write(notebook, path)
 
     source = api.generate(api.validate(folder))
 
