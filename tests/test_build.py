@@ -158,3 +158,26 @@ def test_outputs_follow_the_umask_like_ordinary_files(copy_case: CopyCase) -> No
         os.umask(previous)
     for path in (result.python_path, result.yaml_path):
         assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        found: dict[str, Any] = {}
+        for key, value in node.items():
+            found.update(_leaves(value, f"{prefix}/{key}"))
+        return found
+    if isinstance(node, list):
+        return {k: v for i, item in enumerate(node) for k, v in _leaves(item, f"{prefix}[{i}]").items()}
+    return {prefix: node}
+
+
+def test_compiled_yaml_differs_only_where_the_input_differs(copy_case: CopyCase) -> None:
+    folder = copy_case(WINE)
+    before = _leaves(yaml.safe_load(api.build(folder).yaml_path.read_text(encoding="utf-8")))
+    notebook = folder / "wine.ipynb"
+    text = notebook.read_text(encoding="utf-8")
+    assert "n_estimators=n_estimators" in text
+    notebook.write_text(text.replace("n_estimators=n_estimators", "n_estimators=n_estimators, max_depth=4"), "utf-8")
+    after = _leaves(yaml.safe_load(api.build(folder).yaml_path.read_text(encoding="utf-8")))
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assert changed and all(key.startswith("/deploymentSpec/executors/exec-train-forest-step/") for key in changed)
