@@ -8,12 +8,13 @@ from pathlib import Path
 
 from kale_yaml import schema
 from kale_yaml.analysis import analyse
+from kale_yaml.cluster import ClusterError
 from kale_yaml.document import Document, load_document
 from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError, NotebookError
 from kale_yaml.model import Config
 from kale_yaml.notebook import load_notebook
 from kale_yaml.plan import Pipeline, plan
-from kale_yaml.render import function_name, render
+from kale_yaml.render import cluster_problems, function_name, render
 from kale_yaml.resolve import resolve
 
 SIDECAR_NAME = "pipeline.kale.yaml"
@@ -84,7 +85,11 @@ def validate(path: Path | str | None = None) -> Project:
             ("steps", config.step(step).index, key, index), message
         ),
     )
-    return Project(sidecar=sidecar, pipeline=plan(config, analysis, analysis.prelude))
+    pipeline = plan(config, analysis, analysis.prelude)
+    problems = cluster_problems(pipeline)
+    if problems:
+        raise ClusterError(problems)
+    return Project(sidecar=sidecar, pipeline=pipeline)
 
 
 def generate(project: Project, *, local: bool = False) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -59,14 +60,25 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 if the files on disk are stale"
     )
 
-    run = sub.add_parser("run", help="build, then run every step on this machine with kfp's local runner")
+    run = sub.add_parser(
+        "run", help="build, then run every step on this machine with kfp's local runner, or on a KFP server"
+    )
     run.add_argument("path", nargs="?", metavar="PATH")
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter"
     )
     run.add_argument("--no-cache", action="store_true", help="run every step, even unchanged ones")
+    run.add_argument(
+        "--host", metavar="URL", help="submit to this KFP server instead of running here (default: $KFP_HOST)"
+    )
+    run.add_argument(
+        "--experiment", metavar="NAME", help="with --host: the experiment (default: pipeline.experiment)"
+    )
+    run.add_argument("--wait", action="store_true", help="with --host: follow the run to its end")
+    run.add_argument("--local", action="store_true", help="run on this machine even when KFP_HOST is set")
 
     sub.add_parser("schema", help="print the JSON Schema of pipeline.kale.yaml")
+    _add_review_commands(sub)
     return parser
 
 
@@ -113,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from kale_yaml.local import RunOptions, StepStatus, run_local
+    from kale_yaml.remote import follow, host_from_environment, submit
 
     params: dict[str, str] = {}
     for item in args.param:
@@ -121,12 +134,47 @@ def _run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"kale-yaml run: --param takes NAME=VALUE, got {item!r}\n")
             return EXIT_USAGE
         params[name.strip()] = value
+    if args.local and args.host:
+        sys.stderr.write("kale-yaml run: --local and --host exclude each other\n")
+        return EXIT_USAGE
+    host = None if args.local else host_from_environment(args.host)
+    if host is None and (args.experiment or args.wait):
+        sys.stderr.write("kale-yaml run: --experiment and --wait need --host URL (or KFP_HOST)\n")
+        return EXIT_USAGE
     # Bound to the real stdout now: during the run kfp's own output is redirected to the run's log.
     console = Console(file=sys.stdout, highlight=False)
     built = api.build(args.path)
     _report(list(built.project.warnings), "text")
     state = "built" if built.changed else "up to date"
     console.print(f"{state}: {escape(api.display_path(built.yaml_path))}")
+    if host is not None:
+        sent = submit(
+            built.project,
+            built.yaml_path,
+            host,
+            experiment=args.experiment,
+            params=params,
+            use_cache=not args.no_cache,
+        )
+        where = f"{escape(sent.host)}, experiment '{escape(sent.experiment)}'"
+        console.print(f"submitted run '{escape(sent.run_name)}' to {where}")
+        console.print(f"run: {escape(sent.url)}")
+        if not args.wait:
+            return EXIT_OK
+        seen: dict[str, str] = {}
+        last = None
+        for last in follow(sent):
+            for task, task_state in (("run", last.state), *last.tasks):
+                if seen.get(task) != task_state:
+                    console.print(f"  {escape(task_state.lower()):<10} {escape(task)}")
+                    seen[task] = task_state
+        if last is None or not last.succeeded:
+            ended = last.state.lower() if last else "unknown"
+            why = f": {last.error}" if last and last.error else ""
+            _report([Diagnostic(file=sent.url, message=f"the run ended {ended}{why}")], "text")
+            return EXIT_INPUT
+        console.print(f"[green]succeeded[/green]: {escape(sent.url)}")
+        return EXIT_OK
 
     def show(status: StepStatus) -> None:
         if status.state == "running":
@@ -137,6 +185,8 @@ def _run(args: argparse.Namespace) -> int:
             console.print(f"  [red]failed[/red]   {escape(status.name)}")
 
     result = run_local(built.project, RunOptions(params=params, use_cache=not args.no_cache, on_update=show))
+    for note in result.volumes:
+        console.print(f"on this machine: {escape(note)}")
     for note in result.ignored:
         console.print(f"[dim]ignored locally: {escape(note)}[/dim]")
     table = Table(title="steps")
@@ -159,6 +209,8 @@ def _run(args: argparse.Namespace) -> int:
         for name, value in result.metrics.items():
             metrics.add_row(escape(name), f"{value:.6g}")
         console.print(metrics)
+    for copy in result.snapshots:
+        console.print(f"snapshot: {escape(api.display_path(copy))}")
     console.print(f"outputs: {escape(api.display_path(result.run_dir))}")
     return EXIT_OK
 
@@ -216,7 +268,116 @@ def _gh_property(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# -- review and migration: cells, graph, init, import-kale -------------------------------------------------
+def _add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from kale_yaml.graph import FORMATS
+
+    cells = sub.add_parser("cells", help="list the notebook's cells: number, id, type, owner, first line")
+    cells.add_argument(
+        "path", nargs="?", metavar="PATH|NOTEBOOK", help="a sidecar, a folder holding one, or a notebook"
+    )
+    graph = sub.add_parser("graph", help="show the steps, the edges and the variables on each edge")
+    graph.add_argument("path", nargs="?", metavar="PATH")
+    graph.add_argument("--format", choices=FORMATS, default="text", help="mermaid renders in GitHub comments")
+    init = sub.add_parser("init", help="draft a pipeline.kale.yaml beside a notebook from its sections")
+    init.add_argument("notebook", metavar="NOTEBOOK")
+    kale = sub.add_parser(
+        "import-kale", help="write the pipeline.kale.yaml that a Kale notebook's tags and metadata describe"
+    )
+    kale.add_argument("notebook", metavar="NOTEBOOK")
+
+
+def _cells(args: argparse.Namespace) -> int:
+    from rich import box
+    from rich.table import Table
+
+    from kale_yaml.cell_table import cells_view
+
+    view = cells_view(args.path)
+    console = Console(highlight=False)
+    title = api.display_path(view.notebook.path)
+    if view.sidecar is not None:
+        title += f", owners from {api.display_path(view.sidecar)}"
+    console.print(escape(title), soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD)
+    columns: list[tuple[str, list[str]]] = [
+        ("#", [str(row.number) for row in view.rows]),
+        ("id", [row.id or "-" for row in view.rows]),
+        ("type", [row.cell_type for row in view.rows]),
+    ]
+    if view.with_owners:
+        columns.append(("owner", [row.owner for row in view.rows]))
+    used = 0
+    for header, values in columns:
+        width = max([len(header), *map(len, values)])
+        table.add_column(header, justify="right" if header == "#" else "left", no_wrap=True, min_width=width)
+        used += width + 3
+    room = max(console.width - used - 4, 12)  # what is left for the first line; rich would squeeze the rest
+    table.add_column("first line", no_wrap=True)
+    colours = {"prelude": "cyan", "parameters": "cyan", "skip": "dim"}
+    for row in view.rows:
+        cells = [str(row.number), escape(row.id or "-"), row.cell_type]
+        if view.with_owners:
+            colour = "red" if row.state in ("unowned", "conflict") else colours.get(row.owner, "")
+            cells.append(f"[{colour}]{escape(row.owner)}[/{colour}]" if colour else escape(row.owner))
+        first = row.first_line if len(row.first_line) <= room else row.first_line[: room - 1] + "…"
+        table.add_row(*cells, f"[dim]{escape(first)}[/dim]" if row.cell_type != "code" else escape(first))
+    console.print(table)
+    _report(list(view.diagnostics), "text")
+    if view.diagnostics and view.with_owners:
+        console.print("[yellow]owners as far as the sidecar's working selectors tell[/yellow]")
+    return EXIT_INPUT if any(d.severity == "error" for d in view.diagnostics) else EXIT_OK
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from kale_yaml.graph import graph_text
+
+    project = api.validate(args.path)
+    _report(list(project.warnings), "text")
+    sys.stdout.write(graph_text(project.pipeline, args.format))
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from kale_yaml.draft import init_sidecar
+
+    sidecar = init_sidecar(Path(args.notebook))
+    Console(highlight=False).print(f"[green]wrote[/green] {escape(api.display_path(sidecar))}")
+    return _check_written(sidecar, [])
+
+
+def _import_kale(args: argparse.Namespace) -> int:
+    from kale_yaml.kale_import import dependency_warnings, import_to_sidecar
+
+    sidecar, result = import_to_sidecar(Path(args.notebook))
+    Console(highlight=False).print(f"[green]wrote[/green] {escape(api.display_path(sidecar))}")
+    _report(list(result.warnings), "text")
+    return _check_written(sidecar, [lambda project: dependency_warnings(result, project.pipeline)])
+
+
+def _check_written(sidecar: Path, more_warnings: list[Callable[[api.Project], list[Diagnostic]]]) -> int:
+    """Validate a sidecar just written: a draft that does not validate yet stays, and exits 1."""
+    console = Console(highlight=False)
+    try:
+        project = api.validate(sidecar)
+    except KaleYamlError as exc:
+        console.print(
+            "[yellow]it does not validate yet[/yellow]: fix these in the file, then run kale-yaml validate"
+        )
+        _report(list(exc.diagnostics), "text")
+        return EXIT_INPUT
+    warnings = [*project.warnings, *(d for more in more_warnings for d in more(project))]
+    _report(warnings, "text")
+    steps = len(project.config.steps)
+    console.print(
+        f"[green]ok[/green]: it validates ({steps} step{'s' if steps != 1 else ''}); review it with"
+        " kale-yaml cells and kale-yaml graph"
+    )
+    return EXIT_OK
+
+
 _COMMANDS = {"validate": _validate, "build": _build, "run": _run, "schema": _schema}
+_COMMANDS.update({"cells": _cells, "graph": _graph, "init": _init, "import-kale": _import_kale})
 
 if __name__ == "__main__":
     raise SystemExit(main())

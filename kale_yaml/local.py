@@ -4,7 +4,9 @@ kfp.local runs each step as a subprocess of the current Python (SubprocessRunner
 nothing is installed; its file cache re-uses a step whose generated code, image and inputs are unchanged
 (an unchanged upstream step keeps its output URIs, so only edited steps and what follows them re-run).
 The step runtime appends progress events to a JSON-lines file named by KALE_YAML_EVENTS, which is how
-we follow the run without parsing kfp's logs.
+we follow the run without parsing kfp's logs. Volumes are their mount paths as they are on this machine
+(local_volumes.py); snapshots are folder copies under .kale/snapshots/RUN/, made by a small component of the
+local variant that runs in the pipeline's own order (KALE_YAML_SNAPSHOTS names the folder).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kale_yaml import api
+from kale_yaml import api, local_volumes
 from kale_yaml.errors import Collector, Diagnostic, RunError
 from kale_yaml.model import Parameter, ParameterValue
 from kale_yaml.plan import Pipeline
@@ -32,6 +34,7 @@ from kale_yaml.render import function_name
 from kale_yaml.suggest import did_you_mean
 
 EVENTS_ENV = "KALE_YAML_EVENTS"
+SNAPSHOTS_ENV = "KALE_YAML_SNAPSHOTS"
 CLUSTER_ONLY = (
     "resources",
     "retries",
@@ -62,6 +65,8 @@ class RunResult:
     succeeded: bool
     failure: Diagnostic | None = None
     log_path: Path | None = None
+    volumes: list[str] = field(default_factory=list)  # how each volume was mapped on this machine
+    snapshots: list[Path] = field(default_factory=list)  # .kale/snapshots/RUN/STEP/VOLUME copies made
 
 
 @dataclass
@@ -146,10 +151,15 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
 
 def ignored_settings(pipeline: Pipeline) -> list[str]:
     notes: list[str] = []
+    defaults = [k for k in CLUSTER_ONLY if k in (pipeline.config.document.data.get("pipeline") or {})]
+    if defaults:
+        notes.append(f"pipeline: {', '.join(defaults)} (cluster only)")
     for step in pipeline.steps:
         keys = [k for k in CLUSTER_ONLY if k in step.config.settings]
         if keys:
             notes.append(f"step '{step.name}': {', '.join(keys)} (cluster only)")
+        if "volumes" in step.config.settings:
+            notes.append(f"step '{step.name}': volumes (locally every step sees every volume's path)")
     if any(step.config.packages for step in pipeline.steps):
         notes.append("packages: not installed locally; this environment's are used")
     images = sorted({step.config.image for step in pipeline.steps})
@@ -172,11 +182,28 @@ def run_local(project: api.Project, options: RunOptions) -> RunResult:
                 )
             ]
         )
+    local_volumes.check(project.config)
+    source = api.generate(project, local=True)
+    volumes = local_volumes.prepare(project.config)
+    try:
+        return _execute(project, options, arguments, source, volumes)
+    finally:
+        volumes.cleanup()
+
+
+def _execute(
+    project: api.Project,
+    options: RunOptions,
+    arguments: dict[str, ParameterValue],
+    source: str,
+    volumes: local_volumes.LocalVolumes,
+) -> RunResult:
+    pipeline = project.pipeline
     kale_dir = project.sidecar.parent / api.DEFAULT_OUTPUT_DIR
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir = kale_dir / "runs" / f"{project.config.name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
-    source = api.generate(project, local=True)
+    snapshots_dir = kale_dir / "snapshots" / run_dir.name
     module_path = run_dir / "pipeline.local.py"
     module_path.write_text(source, encoding="utf-8")
     events_path = run_dir / "events.jsonl"
@@ -198,7 +225,8 @@ def run_local(project: api.Project, options: RunOptions) -> RunResult:
     follower = _EventFollower(events_path, statuses, options.on_update)
     outputs: Any = None
     kfp_failure: str | None = None
-    with _environment({EVENTS_ENV: str(events_path)}), follower, _captured(log_path):
+    environment = {EVENTS_ENV: str(events_path), SNAPSHOTS_ENV: str(snapshots_dir)}
+    with _environment(environment), follower, _captured(log_path):
         try:
             outputs = pipeline_func(**arguments)
         except RuntimeError as exc:  # kfp.local's way of saying a task failed
@@ -232,6 +260,8 @@ def run_local(project: api.Project, options: RunOptions) -> RunResult:
         succeeded=succeeded and failure is None,
         failure=failure,
         log_path=log_path,
+        volumes=volumes.notes,
+        snapshots=local_volumes.snapshot_folders(snapshots_dir),
     )
 
 
@@ -339,6 +369,12 @@ class _EventFollower:
                 self._handle(json.loads(line))
 
     def _handle(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "snapshot_failed" and self.failure is None:
+            folder, volume = str(event.get("folder")), event.get("volume")
+            when = "after the run" if folder == "after_run" else f"before step '{folder}'"
+            message = f"the snapshot of volume '{volume}' {when} failed: {event.get('error', '')}"
+            self.failure = Diagnostic(file=str(event.get("path", "")), message=message)
+            return
         status = self.statuses.get(str(event.get("step")))
         if status is None:
             return

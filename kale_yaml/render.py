@@ -2,6 +2,7 @@
 
 Names in the generated code are computed here, never taken raw from the sidecar where they could clash:
 component functions are `<step>_step`, artifact ports `in_<var>` / `out_<var>`, locals start with `_`.
+Cluster settings, volumes and snapshots are planned by cluster.py and volumes.py.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from functools import cache
 import jinja2
 
 from kale_yaml import pyliteral
+from kale_yaml.cluster import Call, ClusterError, Code, step_calls
+from kale_yaml.errors import Diagnostic
 from kale_yaml.plan import Pipeline, PlannedStep
+from kale_yaml.resolve import DEFAULT_IMAGE
 from kale_yaml.resources import data_dir, runtime_source
+from kale_yaml.volumes import Snapshot, VolumePlan, plan_volumes
 
 TEMPLATE = "pipeline.py.j2"
 _PORT_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -52,6 +57,9 @@ class RenderedStep:
     after: tuple[str, ...]  # task variables to wait for beyond data edges
     docstring: str
     packages: tuple[str, ...]  # what the container installs: the runtime's dill, then the step's own
+    cache: bool
+    calls: tuple[Call, ...]  # settings of the task: resources, env, secrets, volume mounts, ...
+    snapshots: tuple[Snapshot, ...]  # taken just before the step
 
 
 @cache
@@ -67,19 +75,38 @@ def _environment() -> jinja2.Environment:
     env.filters["py"] = pyliteral.literal
     env.filters["block"] = pyliteral.block
     env.filters["comment"] = pyliteral.comment
+    env.filters["arg"] = _argument
     return env
 
 
+def _argument(value: object) -> str:
+    """A call's argument: an expression kale-yaml made, or a value written as a literal."""
+    return value.text if isinstance(value, Code) else pyliteral.literal(value)
+
+
 def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: bool = False) -> str:
-    """The generated DSL file. `local=True` leaves out `packages_to_install` (local runs install nothing)."""
+    """The generated DSL file. `local=True` is what `kale-yaml run` executes: no `packages_to_install`, no
+    cluster-only settings, and snapshots copy folders instead of making VolumeSnapshots.
+
+    Raises `ClusterError` for settings kfp or Kubernetes would reject."""
     config = pipeline.config
     function = function_name(pipeline)
-    parameter_names = {p.name for p in config.parameters}
-    taken = parameter_names | {function}
-    task_names: dict[str, str] = {}
-    for step in pipeline.steps:
-        task_names[step.name] = _unique(f"{step.name}_task", taken)
-    steps = [_step(step, pipeline, task_names, notebook_name, local) for step in pipeline.steps]
+    problems: list[Diagnostic] = []
+    taken, task_names, volumes, calls = _plan(pipeline, function, problems)
+    if problems:
+        raise ClusterError(problems)
+    steps = [
+        _step(
+            step,
+            pipeline,
+            task_names,
+            notebook_name,
+            local,
+            _cluster_calls(calls[step.name], step, volumes, local),
+            volumes,
+        )
+        for step in pipeline.steps
+    ]
     prelude = [(number, pyliteral.block(source)) for number, source in pipeline.prelude_sources]
     # Locally the metrics come back as the pipeline's output, so a run reports them even from kfp's cache.
     metrics_output = ""
@@ -102,8 +129,53 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
             local=local,
             metrics_output=metrics_output,
             returns=" -> dsl.Metrics" if metrics_output else "",
+            volumes=volumes,
+            nested=volumes.nested and not local,
+            kubernetes=not local and bool(volumes.volumes or any(step.calls for step in steps)),
+            snapshot_function=_unique("snapshot_volume", taken)
+            if volumes.before or volumes.after_run
+            else "",
+            steps_function=_unique(f"{function}_steps", taken),
+            delete_function=_unique("delete_volumes", taken),
+            cleanup_task=_unique("delete_volumes_task", taken),
+            snapshot_image=config.document.data["pipeline"].get("image") or DEFAULT_IMAGE,
         )
     )
+
+
+def cluster_problems(pipeline: Pipeline) -> list[Diagnostic]:
+    """What `render` would reject in the cluster keys, found without rendering (kfp is not imported)."""
+    problems: list[Diagnostic] = []
+    _plan(pipeline, function_name(pipeline), problems)
+    return problems
+
+
+def _plan(
+    pipeline: Pipeline, function: str, problems: list[Diagnostic]
+) -> tuple[set[str], dict[str, str], VolumePlan, dict[str, list[Call]]]:
+    """Names taken in the generated module, each step's task variable, volumes and each step's settings."""
+    taken = {p.name for p in pipeline.config.parameters} | {function}
+    taken |= {f"{step.name}_step" for step in pipeline.steps}
+    task_names: dict[str, str] = {}
+    for step in pipeline.steps:
+        task_names[step.name] = _unique(f"{step.name}_task", taken)
+    volumes = plan_volumes(pipeline, task_names, taken, problems)
+    calls = {step.name: step_calls(pipeline.config, step.config, problems) for step in pipeline.steps}
+    problems[:] = dict.fromkeys(problems)  # a default's problem is found once for every step that inherits it
+    return taken, task_names, volumes, calls
+
+
+def _cluster_calls(
+    calls: list[Call], step: PlannedStep, volumes: VolumePlan, local: bool
+) -> tuple[Call, ...]:
+    """Locally only `env` applies; on a cluster every setting, then the volume mounts."""
+    if local:
+        return tuple(call for call in calls if call.name == "set_env_variable")
+    mounts = [
+        Call("mount_pvc", (("pvc_name", claim), ("mount_path", volume.mount)))
+        for volume, claim in volumes.mounts.get(step.name, ())
+    ]
+    return (*calls, *mounts)
 
 
 def function_name(pipeline: Pipeline) -> str:
@@ -112,7 +184,13 @@ def function_name(pipeline: Pipeline) -> str:
 
 
 def _step(
-    step: PlannedStep, pipeline: Pipeline, task_names: dict[str, str], notebook_name: str, local: bool
+    step: PlannedStep,
+    pipeline: Pipeline,
+    task_names: dict[str, str],
+    notebook_name: str,
+    local: bool,
+    calls: tuple[Call, ...],
+    volumes: VolumePlan,
 ) -> RenderedStep:
     config = pipeline.config
     types = {p.name: p.type_name for p in config.parameters}
@@ -140,7 +218,9 @@ def _step(
             Argument(port.name, f"{task_names[transfer.producer]}.outputs[{pyliteral.literal(out_port)}]")
         )
     data_sources = {t.producer for t in step.inputs}
+    snapshots = volumes.before.get(step.name, ())
     after = tuple(task_names[name] for name in step.upstream if name not in data_sources)
+    after += tuple(snapshot.task for snapshot in snapshots)
     ports = (*parameters, *inputs, *outputs)
     if metrics_port:
         ports = (*ports, Port(metrics_port, "", "dsl.Output[dsl.Metrics]"))
@@ -158,6 +238,9 @@ def _step(
         after=after,
         docstring=f"Step '{step.name}': {notebook_name} {_cells_phrase(step.config.cells)}.",
         packages=() if local else _packages(step.config.packages),
+        cache=step.config.cache and not volumes.uncached(step.name),
+        calls=calls,
+        snapshots=snapshots,
     )
 
 

@@ -115,7 +115,10 @@ def _steps(
                 inputs=tuple(raw["inputs"]) if "inputs" in raw else None,
                 outputs=tuple(raw["outputs"]) if "outputs" in raw else None,
                 image=raw.get("image") or pipeline.get("image") or DEFAULT_IMAGE,
-                packages=tuple(raw.get("packages", pipeline.get("packages") or ())),
+                # A step's packages add to the pipeline's: a step that needs xgboost still needs pandas.
+                packages=tuple(
+                    dict.fromkeys([*(pipeline.get("packages") or ()), *(raw.get("packages") or ())])
+                ),
                 cache=bool(raw.get("cache", pipeline.get("cache", True))),
                 settings=settings,
             )

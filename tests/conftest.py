@@ -35,6 +35,12 @@ class PythonSnapshots(SingleFileSnapshotExtension):
         return str(SNAPSHOTS / test_location.basename)
 
 
+@pytest.fixture(autouse=True)
+def _no_kfp_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's KFP_HOST must not send the tests' runs to a real server."""
+    monkeypatch.delenv("KFP_HOST", raising=False)
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(TextSnapshots)
