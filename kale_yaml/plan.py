@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kale_yaml.analysis import Analysis, StepFlow
 from kale_yaml.errors import Collector, Diagnostic, PlanError
 from kale_yaml.model import Config, StepConfig
+from kale_yaml.suggest import did_you_mean
 
 PROVIDED_EVERYWHERE = ("prelude", "parameter")
 
@@ -67,7 +68,13 @@ def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, s
     upstream: dict[str, set[str]] = {s.name: set() for s in config.steps}
     for edge in edges:
         upstream[edge.target].add(edge.source)
-    _check_acyclic(config, upstream)
+    problems = _metric_problems(config, flows)
+    try:
+        _check_acyclic(config, upstream)
+    except PlanError as exc:
+        problems.extend(exc.diagnostics)
+    if problems:
+        raise PlanError(problems)
 
     planned: dict[str, PlannedStep] = {}
     for step in config.steps:
@@ -108,6 +115,30 @@ def _edges(config: Config, flows: dict[str, StepFlow]) -> tuple[Edge, ...]:
             variables.items(), key=lambda kv: (order[kv[0][1]], order[kv[0][0]])
         )
     )
+
+
+def _metric_problems(config: Config, flows: dict[str, StepFlow]) -> list[Diagnostic]:
+    """Each metric must be a variable its step defines or receives; else an error at `metrics.names[i]`."""
+    if config.metrics is None or config.metrics.step not in flows:
+        return []
+    step = config.metrics.step
+    flow = flows[step]
+    known = set(flow.defines) | set(flow.reads)
+    problems: list[Diagnostic] = []
+    for i, name in enumerate(config.metrics.names):
+        if name in known:
+            continue
+        makers = [s.name for s in config.steps if name in flows[s.name].defines]
+        if makers:
+            hint = (
+                f"; step '{makers[-1]}' defines it: make that the metrics step, or add '{name}' to"
+                f" the inputs of step '{step}'"
+            )
+        else:
+            hint = did_you_mean(name, known)
+        message = f"'{name}' is not a variable step '{step}' defines or receives{hint}"
+        problems.append(config.document.diagnostic(("metrics", "names", i), message))
+    return problems
 
 
 def _check_acyclic(config: Config, upstream: dict[str, set[str]]) -> None:
