@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -129,21 +130,32 @@ def run_command(
     argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> float:
     """Run argv to completion and return its wall time; raise CommandFailed when it fails."""
+    return run_command_cpu(argv, cwd=cwd, env=env, timeout=timeout)[0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_command_cpu(
+    argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> tuple[float, float]:
+    """Run argv to completion; return (wall seconds, CPU seconds of it and all its descendants).
+
+    The CPU time is the growth of RUSAGE_CHILDREN: the benchmarks run one child at a time.
+    """
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_before
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
         raise CommandFailed(f"{' '.join(argv)} exited {done.returncode}:\n" + "\n".join(tail))
-    return elapsed
+    return elapsed, cpu
 
 
 # Runs `python -m MODULE ARGS...` in a fresh interpreter and writes the process's peak RSS (KiB) to a file at
@@ -218,6 +230,18 @@ def save_results(sections: list[Section], settings: Settings, total: float) -> P
         "cpus": os.cpu_count(),
         "loadavg_at_end": list(os.getloadavg()),
         "total_seconds": total,
+        "targets": [
+            {
+                "section": section.name,
+                "what": row.what,
+                "ratio": row.ratio,
+                "target": row.target,
+                "met": row.met,
+            }
+            for section in sections
+            for row in section.rows
+            if row.met is not None
+        ],
         "sections": [section.to_json() for section in sections],
     }
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

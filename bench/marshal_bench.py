@@ -1,7 +1,8 @@
 """Section `marshal`: kale_yaml.marshal's save_value + load_value against each type's own format and dill.
 
 Measured in this process, in a temporary folder under /tmp that is deleted afterwards. A sample is one save
-followed by one load of the same value; ours writes a fresh artifact directory each time, as a step does.
+followed by one load of the same value (from the page cache, as a local run reads it); ours writes a fresh
+artifact directory each time, as a step does. Dirty pages are flushed (os.sync) before every sample.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import gc
+import itertools
 import os
 import pickle
 import shutil
@@ -34,6 +36,7 @@ class Case:
     natives: dict[str, RoundTrip]
     repeat: int
     dill_limit: float | None = None  # target for ours / dill, if any
+    footprint: Callable[[Any], int] | None = None  # bytes the value takes in memory, for big values
     same: Callable[[Any, Any], bool] = field(default=lambda a, b: True)
 
 
@@ -138,14 +141,17 @@ def _frames_equal(a: Any, b: Any) -> bool:
 def _cases(settings: Settings) -> list[Case]:
     megabytes = 40 if settings.quick else 400
     rows = 200_000 if settings.quick else 1_000_000
-    big, small = settings.n(5, quick=1), settings.n(21, quick=3)
+    # Multiples of 6 and 24: every order of the 3 (or 4) contenders comes up equally often. The array's round
+    # trips are short but spiky (first touch of fresh memory on this VM), so it gets more samples.
+    array, big, small = settings.n(12, quick=3), settings.n(6, quick=1), settings.n(24, quick=3)
     return [
         Case(
             f"ndarray f64 {megabytes} MB",
             _array(megabytes),
             {"np.save/np.load": _numpy},
-            big,
+            array,
             same=_arrays_equal,
+            footprint=lambda value: int(value.nbytes),
         ),
         Case(
             f"DataFrame {rows:,}x20, 1 str col",
@@ -154,6 +160,7 @@ def _cases(settings: Settings) -> list[Case]:
             big,
             dill_limit=0.2,
             same=_frames_equal,
+            footprint=lambda value: int(value.memory_usage(deep=True).sum()),
         ),
         Case(
             "RandomForest, 100 trees",
@@ -172,22 +179,41 @@ def run(settings: Settings, section: Section) -> None:
         for case in _cases(settings):
             section.rows.extend(_measure(case, root))
             gc.collect()
-    section.info["repeat"] = {"large": settings.n(5, quick=1), "small": settings.n(21, quick=3)}
+    section.info["repeat"] = {case.name: case.repeat for case in _cases(settings)}
+
+
+def _prefault(size: int) -> None:
+    """Touch and free `size` bytes, so that the next sample's big allocations get memory this VM has backed.
+
+    Memory freed a while ago goes back to the host; the first write to it then costs a fault per page. Which
+    sample met such memory was chance, and for the 400 MB array it made a sample 2-5x slower (either side).
+    """
+    import numpy as np
+
+    block = np.ones(size // 8)
+    del block
 
 
 def _measure(case: Case, root: Path) -> list[Row]:
     value = case.make()
     contenders: dict[str, RoundTrip] = {"ours": _ours, **case.natives, "dill": _dill}
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    names = list(contenders)
+    # Repetition r runs the contenders in the r-th permutation of their order. A rotation would not do: it
+    # keeps the cyclic order, so one contender would always run right after dill, which frees the most memory,
+    # and the state of memory it leaves is what the next one meets (see _prefault).
+    orders = list(itertools.permutations(contenders))
     formats: set[str] = set()
     for repetition in range(case.repeat + 1):  # repetition 0 warms up (imports, first-touch) and checks
-        # rotate the order so that no contender always runs first (or right after the big allocation)
-        order = names[repetition % len(names) :] + names[: repetition % len(names)]
+        order = orders[0] if repetition == 0 else orders[(repetition - 1) % len(orders)]
         for name in order:
             folder = root / f"{name.replace('/', '_')}-{repetition}"
             folder.mkdir()
+            # Start every sample with no dirty pages: otherwise whoever comes after a 400 MB write pays for
+            # its write-back (the kernel throttles writers), and the order decides the ratio.
+            os.sync()
             gc.collect()
+            if case.footprint is not None:
+                _prefault(3 * case.footprint(value))
             back: list[Any] = []
             elapsed = timed(lambda: back.append(contenders[name](value, folder)))  # noqa: B023
             if repetition == 0:
