@@ -14,6 +14,7 @@ import yaml
 from kale_yaml import api
 from kale_yaml.cli import main
 from kale_yaml.cluster import ClusterError, cpu_text, duration_seconds, env_text
+from kale_yaml.errors import KaleYamlError
 from tests.conftest import CASES, CopyCase
 from tests.test_cluster import EVERYTHING, tasks_of
 from tests.test_hostile import HOSTILE
@@ -210,14 +211,15 @@ def test_hostile_strings_in_cluster_keys_reach_the_compiled_pipeline_unchanged(
     assert create["storage_class_name"]["runtimeValue"]["constant"] == text
 
 
-def test_cluster_problems_are_found_without_rendering(copy_case: CopyCase) -> None:
+def test_validate_finds_cluster_problems_without_rendering(copy_case: CopyCase) -> None:
     from kale_yaml.render import cluster_problems
 
     assert cluster_problems(api.validate(EVERYTHING).pipeline) == []
     change = {"pipeline.env": {"KALE_YAML_X": "1"}, "steps.1.resources": {"cpu": "0"}}
-    problems = cluster_problems(api.validate(everything_with(copy_case, change)).pipeline)
+    with pytest.raises(KaleYamlError) as caught:
+        api.validate(everything_with(copy_case, change))
     # load and evaluate inherit pipeline.env: its problem is reported once
-    assert [d.key for d in problems] == ["pipeline.env.KALE_YAML_X", "steps[1].resources.cpu"]
+    assert [d.key for d in caught.value.diagnostics] == ["pipeline.env.KALE_YAML_X", "steps[1].resources.cpu"]
 
 
 def test_a_local_run_lists_the_cluster_only_settings_it_ignores() -> None:
