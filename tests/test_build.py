@@ -177,7 +177,11 @@ def test_compiled_yaml_differs_only_where_the_input_differs(copy_case: CopyCase)
     notebook = folder / "wine.ipynb"
     text = notebook.read_text(encoding="utf-8")
     assert "n_estimators=n_estimators" in text
-    notebook.write_text(text.replace("n_estimators=n_estimators", "n_estimators=n_estimators, max_depth=4"), "utf-8")
+    notebook.write_text(
+        text.replace("n_estimators=n_estimators", "n_estimators=n_estimators, max_depth=4"), "utf-8"
+    )
     after = _leaves(yaml.safe_load(api.build(folder).yaml_path.read_text(encoding="utf-8")))
     changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
-    assert changed and all(key.startswith("/deploymentSpec/executors/exec-train-forest-step/") for key in changed)
+    assert changed and all(
+        key.startswith("/deploymentSpec/executors/exec-train-forest-step/") for key in changed
+    )

@@ -138,3 +138,24 @@ def test_non_python_notebook_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KaleYamlError) as caught:
         api.validate(tmp_path / "case")
     assert "nb.ipynb is written in julia" in str(caught.value)
+
+
+def test_a_notebook_of_two_thousand_code_cells_builds(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook()
+    steps = []
+    for section in range(100):
+        notebook.cells.append(nbformat.v4.new_markdown_cell(f"## Part {section}"))
+        for index in range(20):
+            previous = f"v{section - 1}_19" if section else "0"
+            source = f"v{section}_{index} = {previous if index == 0 else f'v{section}_{index - 1}'} + 1"
+            notebook.cells.append(nbformat.v4.new_code_cell(source))
+        steps.append(f"  - {{name: part_{section}, cells: {{heading: 'Part {section}'}}}}")
+    (tmp_path / "big.ipynb").write_text(nbformat.writes(notebook), encoding="utf-8")
+    (tmp_path / "pipeline.kale.yaml").write_text(
+        "version: 1\nnotebook: big.ipynb\npipeline: {name: big}\nsteps:\n" + "\n".join(steps) + "\n",
+        encoding="utf-8",
+    )
+    project = api.validate(tmp_path)
+    assert len(project.config.steps) == 100
+    assert project.pipeline.step("part_99").inputs[0].producer == "part_98"
+    assert api.build(tmp_path).yaml_path.is_file()

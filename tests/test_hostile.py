@@ -32,6 +32,10 @@ def test_hostile_strings_reach_the_compiled_pipeline_unchanged(text: str, copy_c
     data["pipeline"]["image"] = f"python:3.11-slim{text[:20]}"
     data["pipeline"]["packages"] = [text[:50]]
     data["parameters"]["values"]["extra_text"] = text
+    data["pipeline"]["env"] = {"HOSTILE": text}
+    data["pipeline"]["annotations"] = {
+        "note": text
+    }  # labels and node selectors: the schema allows no such text
     sidecar.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
     result = api.build(folder)
@@ -50,15 +54,21 @@ def test_hostile_strings_reach_the_compiled_pipeline_unchanged(text: str, copy_c
         "pad_step",
         "repeat_task.set_display_name",
         "pad_task.set_display_name",
+        "repeat_task.set_env_variable",
+        "pad_task.set_env_variable",
+        "kubernetes.add_pod_annotation",
         "compiler.Compiler().compile",
         "compiler.Compiler",
     }
-    compiled = yaml.safe_load(result.yaml_path.read_text(encoding="utf-8"))
+    compiled, platform = yaml.safe_load_all(result.yaml_path.read_text(encoding="utf-8"))
     assert compiled["pipelineInfo"]["description"] == text
     parameters = compiled["root"]["inputDefinitions"]["parameters"]
     assert parameters["extra_text"]["defaultValue"] == text
-    images = {e["container"]["image"] for e in compiled["deploymentSpec"]["executors"].values()}
-    assert images == {f"python:3.11-slim{text[:20]}"}
+    executors = compiled["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {f"python:3.11-slim{text[:20]}"}
+    assert all({"name": "HOSTILE", "value": text} in e["container"]["env"] for e in executors)
+    for settings in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        assert settings["podMetadata"]["annotations"] == {"note": text}
 
 
 def test_hostile_cell_source_stays_data(copy_case: CopyCase) -> None:
