@@ -10,14 +10,28 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any
 
 from kale_yaml import api
 from kale_yaml.errors import Diagnostic, KaleYamlError
 
+if TYPE_CHECKING:
+    import rich.console
+
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+# rich is imported when something is printed, not at start-up: `validate` runs in pre-commit hooks.
+def Console(**options: Any) -> rich.console.Console:
+    from rich.console import Console as RichConsole
+
+    return RichConsole(**options)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
+from typing import Any
 
 from kale_yaml.errors import Diagnostic, NotebookError
 from kale_yaml.model import Cell, Notebook
@@ -24,6 +23,7 @@ class Heading:
     text: str
 
 
+@functools.cache  # selectors ask for every cell's headings many times over
 def headings(cell: Cell) -> tuple[Heading, ...]:
     """The ATX headings of a markdown cell, outside fenced code blocks."""
     if cell.cell_type != "markdown":
@@ -88,26 +88,28 @@ def load_notebook(
         raise problem(
             f"{display_name} is not an nbformat 4 notebook (nbformat: {found!r}); save it again in Jupyter"
         )
-    with warnings.catch_warnings():
-        # nbformat warns about missing cell ids in 4.4 files; those are fine for us.
-        warnings.simplefilter("ignore")
-        try:
-            node = nbformat.reads(text, as_version=nbformat.NO_CONVERT)  # type: ignore[no-untyped-call]
-        except Exception as exc:  # nbformat raises assorted types for malformed files
-            raise problem(f"{display_name} is not a valid notebook: {exc}") from None
+    # The parsed JSON is read directly: nbformat's own validation builds a JSON Schema checker in every
+    # process (a tenth of a second, most of `validate`'s time) and checks far more than kale-yaml reads.
+    raw_cells = as_json.get("cells", [])
+    if not isinstance(raw_cells, list):
+        raise problem(f"{display_name} is not a valid notebook: 'cells' is not a list")
     cells: list[Cell] = []
-    for number, cell in enumerate(node.get("cells", []), start=1):
-        source = cell.get("source", "")
-        if isinstance(source, list):
+    for number, cell in enumerate(raw_cells, start=1):
+        source = cell.get("source", "") if isinstance(cell, dict) else None
+        if isinstance(source, list) and all(isinstance(part, str) for part in source):
             source = "".join(source)
+        if not isinstance(source, str) or not isinstance(cell.get("cell_type", "code"), str):
+            raise problem(f"{display_name} is not a valid notebook: cell {number} is malformed")
+        cell_id = cell.get("id")
         cells.append(
             Cell(
                 number=number,
-                id=cell.get("id") or None,
-                cell_type=str(cell.get("cell_type", "code")),
-                source=str(source),
+                id=cell_id if isinstance(cell_id, str) and cell_id else None,
+                cell_type=cell.get("cell_type", "code"),
+                source=source,
             )
         )
+    node = as_json
     language = _language(node)
     if language.lower() != "python":
         raise problem(
@@ -117,9 +119,13 @@ def load_notebook(
     return Notebook(path=path, display_name=display_name, cells=tuple(cells), language=language.lower())
 
 
-def _language(node: nbformat.NotebookNode) -> str:
-    metadata = node.get("metadata", {}) or {}
-    info = metadata.get("language_info", {}) or {}
-    spec = metadata.get("kernelspec", {}) or {}
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _language(node: dict[str, Any]) -> str:
+    metadata = _mapping(node.get("metadata"))
+    info = _mapping(metadata.get("language_info"))
+    spec = _mapping(metadata.get("kernelspec"))
     language = info.get("name") or spec.get("language") or "python"
     return str(language)

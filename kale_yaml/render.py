@@ -12,8 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from kale_yaml import pyliteral
 from kale_yaml.cluster import Call, ClusterError, Code, step_calls
@@ -22,6 +21,9 @@ from kale_yaml.plan import Pipeline, PlannedStep
 from kale_yaml.resolve import DEFAULT_IMAGE
 from kale_yaml.resources import data_dir, runtime_source
 from kale_yaml.volumes import Snapshot, VolumePlan, plan_volumes
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATE = "pipeline.py.j2"
 _PORT_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -64,6 +66,8 @@ class RenderedStep:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here, not at the top: `validate` checks cluster settings through this module
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
         autoescape=False,
