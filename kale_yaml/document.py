@@ -56,15 +56,20 @@ class Document:
         return self.positions.get((), Position(1, 1))
 
     def diagnostic(self, path: Sequence[str | int], message: str, severity: str = "error") -> Diagnostic:
-        pos = self.where(path)
-        return Diagnostic(
-            file=self.display_name,
-            line=pos.line,
-            col=pos.col,
-            key=format_path(path) or None,
-            message=message,
-            severity="warning" if severity == "warning" else "error",
-        )
+        return located(self.display_name, self.where(path), path, message, severity)
+
+
+def located(
+    file: str, position: Position, path: Sequence[str | int], message: str, severity: str = "error"
+) -> Diagnostic:
+    return Diagnostic(
+        file=file,
+        line=position.line,
+        col=position.col,
+        key=format_path(path) or None,
+        message=message,
+        severity="warning" if severity == "warning" else "error",
+    )
 
 
 class _Builder:
@@ -123,13 +128,7 @@ class _Builder:
         return result
 
     def _at(self, position: Position, path: KeyPath, message: str) -> Diagnostic:
-        return Diagnostic(
-            file=self.display_name,
-            line=position.line,
-            col=position.col,
-            key=format_path(path) or None,
-            message=message,
-        )
+        return located(self.display_name, position, path, message)
 
 
 def _pos(node: yaml.Node) -> Position:

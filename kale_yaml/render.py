@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from kale_yaml import pyliteral
 from kale_yaml.cluster import Call, ClusterError, Code, step_calls
 from kale_yaml.errors import Diagnostic
+from kale_yaml.names import unique_name
 from kale_yaml.plan import Pipeline, PlannedStep
 from kale_yaml.resolve import DEFAULT_IMAGE
 from kale_yaml.resources import data_dir, runtime_source
@@ -136,12 +137,12 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
             volumes=volumes,
             nested=volumes.nested and not local,
             kubernetes=not local and bool(volumes.volumes or any(step.calls for step in steps)),
-            snapshot_function=_unique("snapshot_volume", taken)
+            snapshot_function=unique_name("snapshot_volume", taken)
             if volumes.before or volumes.after_run
             else "",
-            steps_function=_unique(f"{function}_steps", taken),
-            delete_function=_unique("delete_volumes", taken),
-            cleanup_task=_unique("delete_volumes_task", taken),
+            steps_function=unique_name(f"{function}_steps", taken),
+            delete_function=unique_name("delete_volumes", taken),
+            cleanup_task=unique_name("delete_volumes_task", taken),
             snapshot_image=config.document.data["pipeline"].get("image") or DEFAULT_IMAGE,
         )
     )
@@ -162,7 +163,7 @@ def _plan(
     taken |= {f"{step.name}_step" for step in pipeline.steps}
     task_names: dict[str, str] = {}
     for step in pipeline.steps:
-        task_names[step.name] = _unique(f"{step.name}_task", taken)
+        task_names[step.name] = unique_name(f"{step.name}_task", taken)
     volumes = plan_volumes(pipeline, task_names, taken, problems)
     calls = {step.name: step_calls(pipeline.config, step.config, problems) for step in pipeline.steps}
     problems[:] = dict.fromkeys(problems)  # a default's problem is found once for every step that inherits it
@@ -200,20 +201,20 @@ def _step(
     types = {p.name: p.type_name for p in config.parameters}
     taken: set[str] = set()
     parameters = tuple(
-        Port(_unique(_port_base("", name), taken), name, types[name]) for name in step.parameters
+        Port(unique_name(_port_base("", name), taken), name, types[name]) for name in step.parameters
     )
     inputs = tuple(
-        Port(_unique(_port_base("in_", t.variable), taken), t.variable, "dsl.Input[dsl.Artifact]")
+        Port(unique_name(_port_base("in_", t.variable), taken), t.variable, "dsl.Input[dsl.Artifact]")
         for t in step.inputs
     )
     outputs = tuple(
-        Port(_unique(_port_base("out_", v), taken), v, "dsl.Output[dsl.Artifact]") for v in step.outputs
+        Port(unique_name(_port_base("out_", v), taken), v, "dsl.Output[dsl.Artifact]") for v in step.outputs
     )
     metric_names: tuple[str, ...] = ()
     metrics_port = None
     if config.metrics and config.metrics.step == step.name:
         metric_names = config.metrics.names
-        metrics_port = _unique("metrics", taken)
+        metrics_port = unique_name("metrics", taken)
     arguments = [Argument(p.name, p.variable) for p in parameters]
     for port, transfer in zip(inputs, step.inputs, strict=True):
         producer = pipeline.step(transfer.producer)
@@ -258,11 +259,11 @@ def _output_port(producer: PlannedStep, variable: str) -> str:
     """The same port name `_step` gives the producer's output (names are computed deterministically)."""
     taken: set[str] = set()
     for name in producer.parameters:
-        _unique(_port_base("", name), taken)
+        unique_name(_port_base("", name), taken)
     for transfer in producer.inputs:
-        _unique(_port_base("in_", transfer.variable), taken)
+        unique_name(_port_base("in_", transfer.variable), taken)
     for v in producer.outputs:
-        port = _unique(_port_base("out_", v), taken)
+        port = unique_name(_port_base("out_", v), taken)
         if v == variable:
             return port
     raise KeyError(variable)  # pragma: no cover - plan guarantees the producer outputs it
@@ -277,14 +278,6 @@ def _port_base(prefix: str, variable: str) -> str:
     if not base[0].isalpha():
         base = "v" + base
     return base
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate = name
-    while candidate in taken or keyword.iskeyword(candidate):
-        candidate += "_"
-    taken.add(candidate)
-    return candidate
 
 
 def _identifier(name: str, prefix: str) -> str:

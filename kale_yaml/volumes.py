@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from kale_yaml.cluster import Code, memory_bytes, quantity_text
 from kale_yaml.errors import Diagnostic
 from kale_yaml.model import Config
+from kale_yaml.names import unique_name
 from kale_yaml.plan import Pipeline
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
@@ -165,8 +165,8 @@ def _volume(
         claim=raw.get("claim"),
         create=tuple(arguments),
         keep=bool(create.get("keep", False)),
-        variable=_unique(f"{base}_volume", taken) if "create" in raw else "",
-        parameter=_unique(f"{base}_claim", taken) if "create" in raw else "",
+        variable=unique_name(f"{base}_volume", taken) if "create" in raw else "",
+        parameter=unique_name(f"{base}_claim", taken) if "create" in raw else "",
     )
 
 
@@ -202,7 +202,7 @@ def _snapshot(
     base = _identifier(volume.name)
     task = f"snapshot_{base}_before_{step}" if step else f"snapshot_{base}_after_run"
     return Snapshot(
-        task=_unique(task, taken),
+        task=unique_name(task, taken),
         volume=volume.name,
         step=step,
         name=candidate,
@@ -217,11 +217,3 @@ def _snapshot(
 def _identifier(name: str) -> str:
     text = re.sub(r"[^A-Za-z0-9_]", "_", name)
     return text if text[:1].isalpha() else f"v{text}"
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate = name
-    while candidate in taken or keyword.iskeyword(candidate):
-        candidate += "_"
-    taken.add(candidate)
-    return candidate
