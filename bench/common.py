@@ -54,6 +54,7 @@ class Row:
     ours_samples: list[float] = field(default_factory=list)
     baseline_samples: list[float] = field(default_factory=list)
     note: str = ""
+    failed: str = ""  # why there is no figure to compare (e.g. the baseline tool failed); shown in the table
 
     @property
     def ratio(self) -> float:
@@ -61,7 +62,7 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["ratio"] = self.ratio
+        data["ratio"] = None if self.failed else self.ratio
         return data
 
 
@@ -173,11 +174,19 @@ finally:
 
 
 def run_module_measured(
-    module: str, args: Sequence[str], *, cwd: Path, rss_file: Path
+    module: str,
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    rss_file: Path,
+    python: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
 ) -> tuple[float, float]:
-    """Run `python -m module args` in a fresh interpreter; return (wall seconds, peak RSS in MiB)."""
-    argv = [sys.executable, "-c", _RSS_WRAPPER, str(rss_file), module, *args]
-    elapsed = run_command(argv, cwd=cwd)
+    """Run `python -m module args` in a fresh interpreter (this one, or `python`); return (wall seconds,
+    peak RSS in MiB)."""
+    argv = [str(python or sys.executable), "-c", _RSS_WRAPPER, str(rss_file), module, *args]
+    elapsed = run_command(argv, cwd=cwd, env=env, timeout=timeout)
     rss_kib = float(rss_file.read_text().strip())
     rss_file.unlink()
     return elapsed, rss_kib / 1024
@@ -203,11 +212,14 @@ def print_section(section: Section) -> None:
     for column in ("what", "ours", "baseline", "ratio", "target", "met?"):
         table.add_column(column, justify="left" if column in ("what", "baseline") else "right")
     for row in section.rows:
+        what = escape(row.what) + (f" [dim]{escape(f'[{row.note}]')}[/]" if row.note else "")
+        if row.failed:
+            table.add_row(what, "-", f"[red]failed:[/] {escape(row.failed)}", "-", row.target or "-", "-")
+            continue
         baseline = _fmt(row.baseline, row.unit)
         if row.baseline_name:
             baseline = f"{baseline} ({row.baseline_name})"
         met = "-" if row.met is None else ("[green]yes[/]" if row.met else "[red]NO[/]")
-        what = escape(row.what) + (f" [dim]{escape(f'[{row.note}]')}[/]" if row.note else "")
         table.add_row(
             what, _fmt(row.ours, row.unit), escape(baseline), f"{row.ratio:.2f}", row.target or "-", met
         )

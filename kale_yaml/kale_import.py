@@ -13,8 +13,8 @@ Code cells are read in order, as Kale's NotebookProcessor reads them:
   that defines one of them; a metric another step computes becomes one of its `inputs:`.
 - Step settings: `limit:cpu:2`, `limit:memory:1Gi` (limits: `cpu_limit`, `memory_limit`),
   `limit:nvidia.com/gpu:1` (`gpu`, `gpu_type`), `image:IMAGE`, `label:KEY:VALUE`, `annotation:KEY:VALUE`.
-  Two tags Kale's own tag language lacks are read as well: `secret:SECRET:KEY[:ENV]` (the Secret's KEY as
-  environment variable ENV, by default KEY in upper case) and `cache:true|false`.
+  Kale 2.3's `secret:SECRET:KEY:ENV` (the Secret's KEY as environment variable ENV; ENV may be left out,
+  then KEY in upper case) and `cache:enabled|disabled` (true/false also read) are read as well.
 - `kubeflow_notebook`: pipeline_name, pipeline_description, experiment_name (or experiment.name),
   docker_image / base_image, steps_defaults (the same tags, for every step), volumes (`pvc` -> `claim`,
   `new_pvc` -> `create`; `snapshot: true` -> a snapshot after the run), storage_class_name,
