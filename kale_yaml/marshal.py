@@ -311,6 +311,9 @@ class _NotebookRef(Exception):
     """The value refers to a class or function defined in the notebook (module __main__)."""
 
 
+_ATOMIC = {str, int, float, bool, bytes, type(None)}
+
+
 class _Checked(pickle.Pickler):
     """The C pickler, refusing anything the notebook defined; leaves=True: only a check, skipping arrays."""
 
@@ -326,6 +329,8 @@ class _Checked(pickle.Pickler):
         array = cls.__name__ in ("ndarray", "Tensor", "Parameter") and _top(cls) in ("numpy", "torch")
         if self.leaves and array and not getattr(obj.dtype, "hasobject", False):
             return (int, ())  # only checking: no need to go through the numbers
+        if self.leaves and array and cls.__name__ == "ndarray" and set(map(type, obj.ravel())) <= _ATOMIC:
+            return (int, ())  # e.g. a column of strings: plain values cannot hold notebook code
         return NotImplemented
 
 

@@ -152,10 +152,15 @@ def test_pickle_based_formats_fall_back_to_dill_when_the_value_holds_notebook_co
         model = make_pipeline(FunctionTransformer(double), LinearRegression())
         model.fit(np.array([[1.0], [2.0]]), [2.0, 4.0])
         frame = pd.DataFrame({"tag": [Tag(), Tag()]})
+        mixed = pd.DataFrame({"name": ["a", "b", "c"], "fn": ["x", double, "y"]})
+        plain = pd.DataFrame({"name": ["a", "b", None], "n": [1, 2, 3]})
         """,
     )
     assert save_value("model", ns["model"], str(tmp_path / "model")) == "dill"
     assert save_value("frame", ns["frame"], str(tmp_path / "frame")) == "dill"
+    # A notebook function among strings is still found; a column of plain values is not walked for it.
+    assert save_value("mixed", ns["mixed"], str(tmp_path / "mixed")) == "dill"
+    assert save_value("plain", ns["plain"], str(tmp_path / "plain")) == "pd.pkl"
 
 
 # Notebook semantics inside a step.
