@@ -160,7 +160,9 @@ def run_command_cpu(
 
 
 # Runs `python -m MODULE ARGS...` in a fresh interpreter and writes the process's peak RSS (KiB) to a file at
-# exit; it adds nothing to the child but runpy, which `python -m` uses anyway.
+# exit; it adds nothing to the child but runpy, which `python -m` uses anyway. The peak is VmHWM, which
+# belongs to the new address space: on Linux ru_maxrss survives exec, so a child of a process that once held
+# gigabytes (the marshal section) would report the parent's peak.
 _RSS_WRAPPER = """\
 import resource, runpy, sys
 out, module = sys.argv[1], sys.argv[2]
@@ -168,8 +170,14 @@ sys.argv = [module, *sys.argv[3:]]
 try:
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 finally:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        with open("/proc/self/status") as status:
+            peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        pass
     with open(out, "w") as handle:
-        handle.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        handle.write(str(peak))
 """
 
 

@@ -111,10 +111,13 @@ def _validate(args: argparse.Namespace) -> int:
     _report(problems, args.format)
     failed = any(d.severity == "error" for d in problems)
     if args.format == "text":
-        console = Console(stderr=False, highlight=False)
         for name, project in checked:
             steps = len(project.config.steps)
-            console.print(f"[green]ok[/green] {escape(name)}: {steps} step{'s' if steps != 1 else ''}")
+            line = f"{name}: {steps} step{'s' if steps != 1 else ''}"
+            if sys.stdout.isatty():
+                Console(highlight=False).print(f"[green]ok[/green] {escape(line)}")
+            else:  # pre-commit and CI: plain text, and no time spent importing rich
+                sys.stdout.write(f"ok {line}\n")
     return EXIT_INPUT if failed else EXIT_OK
 
 
