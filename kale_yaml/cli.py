@@ -240,6 +240,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _report(diagnostics: list[Diagnostic], output_format: str) -> None:
+    if not diagnostics and output_format != "json":  # json always prints its list, even an empty one
+        return
     if output_format == "json":
         rows = [
             {
