@@ -7,7 +7,6 @@ replaces the generic one when a keyword other than type/required/additionalPrope
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from kale_yaml.document import Document, KeyPath
 from kale_yaml.errors import SchemaError
+from kale_yaml.suggest import closest
 
 SCHEMA_FILE = "pipeline.kale.schema.json"
 _HERE = Path(__file__).resolve().parent
@@ -173,13 +173,12 @@ def _custom(node: Mapping[str, Any], keyword: str) -> str | None:
 def _unknown_keys(path: KeyPath, value: Any, allowed: list[str]) -> Iterator[Finding]:
     if not isinstance(value, Mapping):
         return
-    lowered = {name.lower(): name for name in allowed}
     for key in value:
         if key in allowed:
             continue
-        close = difflib.get_close_matches(str(key).lower(), list(lowered), n=1, cutoff=0.6)
+        close = closest(str(key), allowed)
         if close:
-            message = f"unknown key {_show(key)}; did you mean '{lowered[close[0]]}'?"
+            message = f"unknown key {_show(key)}; did you mean '{close}'?"
         else:
             message = f"unknown key {_show(key)} (allowed: {', '.join(allowed)})"
         yield (*path, key), message, "additionalProperties"

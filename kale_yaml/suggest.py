@@ -1,4 +1,4 @@
-""""Did you mean" suggestions, worded the same everywhere a name is looked up."""
+""" "Did you mean" suggestions, worded the same everywhere a name is looked up."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from collections.abc import Iterable
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like `word`, ignoring case (a typo in case is a typo too), or None."""
     options = sorted(set(candidates))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if close:
-        return close[0]
-    folded = word.casefold()
-    same_case = [c for c in options if c.casefold() == folded]
-    return same_case[0] if same_case else None
+    if word in options:
+        return word
+    by_folded: dict[str, str] = {}
+    for option in options:
+        by_folded.setdefault(option.casefold(), option)
+    close = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return by_folded[close[0]] if close else None
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
