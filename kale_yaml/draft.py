@@ -343,10 +343,9 @@ def _render(
 def init_sidecar(notebook_path: Path) -> Path:
     """Draft the sidecar beside `notebook_path` and write it; an existing sidecar is an error and stays."""
     from kale_yaml.api import display_path
-    from kale_yaml.nbmeta import read_metadata
     from kale_yaml.sidecar_writer import notebook_for_new_sidecar, write_new
 
     notebook, sidecar = notebook_for_new_sidecar(notebook_path)
-    text = draft_sidecar(notebook, read_metadata(notebook.path).all_tags())
+    text = draft_sidecar(notebook, notebook.metadata.all_tags())
     write_new(sidecar, text, display_path(sidecar))
     return sidecar

@@ -379,10 +379,9 @@ class _Importer:
 def import_to_sidecar(notebook_path: Path) -> tuple[Path, KaleImport]:
     """Write the sidecar beside a Kale notebook; an existing sidecar is an error and stays as it was."""
     from kale_yaml.api import display_path
-    from kale_yaml.nbmeta import read_metadata
     from kale_yaml.sidecar_writer import notebook_for_new_sidecar, write_new
 
     notebook, sidecar = notebook_for_new_sidecar(notebook_path)
-    result = import_kale(notebook, read_metadata(notebook.path))
+    result = import_kale(notebook, notebook.metadata)
     write_new(sidecar, result.text, display_path(sidecar))
     return sidecar, result

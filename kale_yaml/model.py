@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kale_yaml.document import Document
+from kale_yaml.nbmeta import NotebookMetadata
 
 ParameterValue = bool | int | float | str | list[Any] | dict[str, Any]
 
@@ -48,6 +49,8 @@ class Notebook:
     display_name: str
     cells: tuple[Cell, ...]
     language: str
+    # Tags and notebook metadata (Kale's, papermill's), read with the cells; not part of equality.
+    metadata: NotebookMetadata = field(default=NotebookMetadata.EMPTY, compare=False)
 
     def cell(self, number: int) -> Cell:
         return self.cells[number - 1]

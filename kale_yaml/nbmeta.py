@@ -1,19 +1,19 @@
 """Notebook and cell metadata (tags, Kale's `kubeflow_notebook`), which `Notebook` leaves out.
 
-Read straight from the file's JSON, only for reading: cell i of the JSON is cell i + 1 of `load_notebook`.
-Call `load_notebook` first: it reports a file that is not an nbformat 4 notebook.
+`load_notebook` builds it from the JSON it has already parsed and keeps it as `Notebook.metadata`: cell i of
+the JSON is cell number i + 1.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
 class NotebookMetadata:
+    EMPTY: ClassVar[NotebookMetadata]
+
     metadata: dict[str, Any]  # the notebook's own metadata
     cells: tuple[dict[str, Any], ...]  # each cell's metadata, by cell number - 1
 
@@ -26,10 +26,9 @@ class NotebookMetadata:
         return [[t for t in self.tags(n) if isinstance(t, str)] for n in range(1, len(self.cells) + 1)]
 
 
-def read_metadata(path: Path) -> NotebookMetadata:
-    raw = json.loads(path.read_bytes().decode("utf-8"))
-    metadata = raw.get("metadata") if isinstance(raw, dict) else None
-    cells = raw.get("cells") if isinstance(raw, dict) else None
+def metadata_from_json(raw: dict[str, Any]) -> NotebookMetadata:
+    metadata = raw.get("metadata")
+    cells = raw.get("cells")
     return NotebookMetadata(
         metadata=metadata if isinstance(metadata, dict) else {},
         cells=tuple(_cell_metadata(c) for c in (cells if isinstance(cells, list) else [])),
@@ -39,3 +38,6 @@ def read_metadata(path: Path) -> NotebookMetadata:
 def _cell_metadata(cell: Any) -> dict[str, Any]:
     metadata = cell.get("metadata") if isinstance(cell, dict) else None
     return metadata if isinstance(metadata, dict) else {}
+
+
+NotebookMetadata.EMPTY = NotebookMetadata(metadata={}, cells=())

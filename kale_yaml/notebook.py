@@ -12,6 +12,7 @@ from typing import Any
 
 from kale_yaml.errors import Diagnostic, NotebookError
 from kale_yaml.model import Cell, Notebook
+from kale_yaml.nbmeta import metadata_from_json
 from kale_yaml.suggest import did_you_mean
 
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
@@ -116,7 +117,13 @@ def load_notebook(
             f"{display_name} is written in {language} (its kernel's language); kale-yaml turns Python"
             " notebooks into pipelines"
         )
-    return Notebook(path=path, display_name=display_name, cells=tuple(cells), language=language.lower())
+    return Notebook(
+        path=path,
+        display_name=display_name,
+        cells=tuple(cells),
+        language=language.lower(),
+        metadata=metadata_from_json(as_json),
+    )
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from kale_yaml.cli import main
 from kale_yaml.errors import KaleYamlError
 from kale_yaml.kale_import import KaleImport, import_kale, import_to_sidecar, kale_ancestors
 from kale_yaml.kale_settings import Settings, apply_setting
-from kale_yaml.nbmeta import read_metadata
 from kale_yaml.notebook import load_notebook
 from kale_yaml.plan import Pipeline
 from tests.conftest import CASES
@@ -128,7 +127,8 @@ def kale_notebook(
 
 
 def run_import(path: Path) -> tuple[KaleImport, dict[str, Any]]:
-    result = import_kale(load_notebook(path, path.name), read_metadata(path))
+    notebook = load_notebook(path, path.name)
+    result = import_kale(notebook, notebook.metadata)
     return result, yaml.safe_load(result.text)
 
 
