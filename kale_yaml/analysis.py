@@ -25,6 +25,7 @@ provider. Steps declare `inputs:`/`outputs:` for anything this misses.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 from collections.abc import Callable, Collection, Sequence
@@ -34,7 +35,7 @@ from kale_yaml.errors import AnalysisError, Collector, Diagnostic
 from kale_yaml.magics import CellMagicError, executable_source, parse_cell
 from kale_yaml.model import Cell
 from kale_yaml.scopes import NON_MUTATING
-from kale_yaml.walker import Env, Read, Walker
+from kale_yaml.walker import Env, Read, TooDeepToWalk, Walker
 
 __all__ = [
     "DEFAULT_BUILTINS", "NON_MUTATING", "Analysis", "CellFacts", "CellMagicError", "StepFlow", "analyse",
@@ -44,6 +45,10 @@ __all__ = [
 PRELUDE = "prelude"
 PARAMETER = "parameter"
 DEFAULT_BUILTINS: frozenset[str] = frozenset(dir(builtins)) | {"__builtins__", "display"}
+TOO_DEEP_FOR_ANALYSIS = (
+    "this statement is nested too deeply for kale-yaml's analysis of the data flow: split it into several"
+    " statements"
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,12 @@ def cell_facts(cell: Cell, builtin_names: Collection[str] = DEFAULT_BUILTINS) ->
     out.raise_if_any(AnalysisError)
     walker = Walker(Env(), frozenset(builtin_names))
     if tree is not None:
-        walker.run(cell.number, tree)
+        try:
+            walker.run(cell.number, tree)
+        except TooDeepToWalk as e:
+            raise AnalysisError.single(
+                Diagnostic(file="<notebook>", cell=cell.number, line=e.line, message=TOO_DEEP_FOR_ANALYSIS)
+            ) from None
     reads = {r.name for r in walker.reads if r.name not in walker.builtins or r.name in walker.touched}
     return CellFacts(
         cell.number, tuple(sorted(walker.touched)), tuple(sorted(reads)), tuple(sorted(walker.changed))
@@ -175,10 +185,8 @@ class _Analyser:
                 continue
             tree, source = parse_cell(cell, self.notebook, self.out)
             flow.sources.append((cell.number, source))
-            if tree is None:
+            if tree is None or not self.walked(walker, cell.number, tree):
                 walker.lenient = opaque = True
-            else:
-                walker.run(cell.number, tree)
         first = next((c.number for c in cells), None)
         for key, names in (("inputs", inputs or ()), ("outputs", outputs or ())):
             for i, n in enumerate(names):
@@ -192,6 +200,15 @@ class _Analyser:
         self.resolve(flow, walker)
         self.commit(flow, walker, set(outputs or ()), opaque)
         return flow
+
+    def walked(self, walker: Walker, cell: int, tree: ast.Module) -> bool:
+        """Walk a cell's code; False, with the error reported, when it is nested too deeply to walk."""
+        try:
+            walker.run(cell, tree)
+        except TooDeepToWalk as e:
+            self.error(cell, e.line, TOO_DEEP_FOR_ANALYSIS)
+            return False
+        return True
 
     def resolve(self, flow: _Flow, walker: Walker) -> None:
         env = self.env
@@ -217,14 +234,18 @@ class _Analyser:
             self.error(r.cell, r.line, message)
 
     def take(self, flow: _Flow, name: str, provider: str) -> None:
-        flow.reads.setdefault(name, provider)
-        source = self.steps.get(provider)
-        if source is None or name in source.outputs:
-            return
-        source.outputs.add(name)
-        if name in source.conditional and name not in source.reads and name in source.before:
+        # A loop, not recursion: the chain of steps that each bind `name` on some paths only is as long as
+        # the sidecar's list of steps.
+        while True:
+            flow.reads.setdefault(name, provider)
+            source = self.steps.get(provider)
+            if source is None or name in source.outputs:
+                return
+            source.outputs.add(name)
+            if name not in source.conditional or name in source.reads or name not in source.before:
+                return
             # the source binds `name` on some paths only: it passes on the earlier value otherwise
-            self.take(source, name, source.before[name])
+            flow, provider = source, source.before[name]
 
     def commit(self, flow: _Flow, walker: Walker, outputs: set[str], opaque: bool) -> None:
         env = self.env

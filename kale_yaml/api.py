@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kale_yaml import schema
 from kale_yaml.analysis import analyse
 from kale_yaml.cluster import ClusterError
-from kale_yaml.document import Document, load_document
-from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError, NotebookError
+from kale_yaml.document import load_document
+from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError
 from kale_yaml.model import Config
-from kale_yaml.notebook import load_notebook
+from kale_yaml.notebook import load_notebook, notebook_path
 from kale_yaml.plan import Pipeline, plan
 from kale_yaml.render import cluster_problems, function_name, render
 from kale_yaml.resolve import resolve
+
+if TYPE_CHECKING:
+    from kale_yaml.compile import Kept
 
 SIDECAR_NAME = "pipeline.kale.yaml"
 DEFAULT_OUTPUT_DIR = ".kale"
@@ -59,7 +65,8 @@ def find_sidecar(path: Path | str | None) -> Path:
     candidate = Path(path) if path is not None else Path.cwd()
     if candidate.is_dir():
         candidate = candidate / SIDECAR_NAME
-    if not candidate.is_file():
+    # Anything there gets read, and reading says what is wrong with it (a FIFO, a symbolic link loop).
+    if not os.path.lexists(candidate):
         raise DocumentError.single(Diagnostic(file=display_path(candidate), message="no such sidecar file"))
     return candidate
 
@@ -69,9 +76,9 @@ def validate(path: Path | str | None = None) -> Project:
     sidecar = find_sidecar(path)
     document = load_document(sidecar, display_path(sidecar))
     schema.check(document)
-    notebook_path = _notebook_path(document)
+    notebook_file = notebook_path(document)
     at_notebook_key = lambda message: document.diagnostic(("notebook",), message)  # noqa: E731
-    notebook = load_notebook(notebook_path, display_path(notebook_path), at_notebook_key)
+    notebook = load_notebook(notebook_file, display_path(notebook_file), at_notebook_key)
     config = resolve(document, notebook)
     analysis = analyse(
         notebook.display_name,
@@ -119,36 +126,56 @@ def build(
     path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False
 ) -> BuildResult:
     """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
-    from kale_yaml.compile import write_atomically
+    from kale_yaml.compile import refuse_kept, write_atomically
 
     project = validate(path)
+    python_path, yaml_path = output_paths(project, out_dir)
+    kept = kept_inputs(project, out_dir)
+    refuse_kept((python_path, yaml_path), kept)  # before compiling: --check too, and without waiting for kfp
     source = generate(project)
     compiled = compile_pipeline(project, source)
-    python_path, yaml_path = output_paths(project, out_dir)
     wanted = {python_path: source, yaml_path: compiled}
-    changed = any(not p.is_file() or p.read_bytes() != text.encode("utf-8") for p, text in wanted.items())
+    changed = any(_differs(p, text) for p, text in wanted.items())
     if not check and changed:
-        write_atomically(wanted, project.config.document.display_name)
+        write_atomically(wanted, kept, display_path)
     return BuildResult(project=project, python_path=python_path, yaml_path=yaml_path, changed=changed)
 
 
-def _notebook_path(document: Document) -> Path:
-    """The notebook beside the sidecar. A relative path may not climb out of the sidecar's folder (a review
-    should not have to chase `../../`); an absolute path says explicitly where the notebook is."""
-    written = Path(str(document.data["notebook"]))
-    if written.is_absolute():
-        return written
-    folder = document.path.parent.resolve()
-    path = (folder / written).resolve()
-    if not path.is_relative_to(folder):
-        raise NotebookError.single(
-            document.diagnostic(
-                ("notebook",),
-                f"'{written}' leaves the sidecar's folder; keep the notebook beside or below the sidecar,"
-                " or write an absolute path",
+def _differs(path: Path, text: str) -> bool:
+    try:
+        return not path.is_file() or path.read_bytes() != text.encode("utf-8")
+    except OSError:  # unreadable: the writer says what is wrong with it
+        return True
+
+
+def kept_inputs(project: Project, out_dir: Path | str | None) -> list[Kept]:
+    """The notebook and the sidecar, which no output may replace. The error is where the user can change
+    it: at `-o` when an output folder was given, else at the notebook's key (or the sidecar's file)."""
+    from kale_yaml.compile import Kept
+
+    def refusal(kind: str, at_input: Callable[[str], Diagnostic]) -> Callable[[Path], Diagnostic]:
+        def refuse(output: Path) -> Diagnostic:
+            if out_dir is not None:
+                return Diagnostic(
+                    file=f"-o {out_dir}",
+                    message=f"writing {output.name} there would replace the {kind}; kale-yaml never writes"
+                    " the notebook or the sidecar: choose another output folder",
+                )
+            return at_input(
+                f"build writes its output {display_path(output)}, which is the {kind}; kale-yaml never"
+                f" writes the {kind}: move or rename it, or build with -o DIR"
             )
-        )
-    return path
+
+        return refuse
+
+    def at_sidecar(message: str) -> Diagnostic:
+        return Diagnostic(file=display_path(project.sidecar), message=message)
+
+    at_notebook_key = partial(project.config.document.diagnostic, ("notebook",))
+    return [
+        Kept(project.config.notebook.path, refusal("notebook", at_notebook_key)),
+        Kept(project.sidecar, refusal("sidecar", at_sidecar)),
+    ]
 
 
 __all__ = [

@@ -8,6 +8,7 @@ the table without owners.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from kale_yaml.api import SIDECAR_NAME, display_path, find_sidecar
 from kale_yaml.document import Document, KeyPath, load_document
 from kale_yaml.errors import Collector, Diagnostic, KaleYamlError, NotebookError, SchemaError
 from kale_yaml.model import Config, Notebook
-from kale_yaml.notebook import load_notebook
+from kale_yaml.notebook import load_notebook, notebook_path
 from kale_yaml.resolve import resolve
 from kale_yaml.selectors import SelectorContext, first_cell, is_open_from, select
 
@@ -60,10 +61,11 @@ def cells_view(path: Path | str | None = None) -> CellsView:
     if target.suffix == ".ipynb":
         notebook = load_notebook(target, display_path(target))
         beside = target.parent / SIDECAR_NAME
-        if beside.is_file() and _names_notebook(beside, target):
+        # lexists, not is_file: a sidecar that cannot be read (a FIFO, a link loop) is still shown as broken
+        if os.path.lexists(beside) and _names_notebook(beside, target):
             return _with_sidecar(beside, notebook)
         return CellsView(notebook, None, cell_rows(notebook, None), ())
-    if target.is_dir() and not (target / SIDECAR_NAME).is_file():
+    if target.is_dir() and not os.path.lexists(target / SIDECAR_NAME):
         notebooks = sorted(target.glob("*.ipynb"))
         if len(notebooks) == 1:
             return cells_view(notebooks[0])
@@ -159,8 +161,8 @@ def _with_sidecar(sidecar: Path, notebook: Notebook | None) -> CellsView:
         name = document.data.get("notebook") if isinstance(document.data, dict) else None
         if not isinstance(name, str) or not name:
             raise KaleYamlError(problems or [document.diagnostic(("notebook",), "names no notebook")])
-        path = (sidecar.parent / name).resolve()
         try:
+            path = notebook_path(document)
             notebook = load_notebook(
                 path, display_path(path), lambda message: document.diagnostic(("notebook",), message)
             )
@@ -185,4 +187,10 @@ def _names_notebook(sidecar: Path, notebook: Path) -> bool:
     except KaleYamlError:
         return True  # a broken sidecar beside the notebook is still its sidecar: show its errors
     name = document.data.get("notebook") if isinstance(document.data, dict) else None
-    return isinstance(name, str) and (sidecar.parent / name).resolve() == notebook.resolve()
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        named = notebook_path(document)
+    except NotebookError:
+        return False
+    return os.path.realpath(named) == os.path.realpath(notebook)

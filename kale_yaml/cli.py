@@ -1,12 +1,14 @@
 """The `kale-yaml` command: argument parsing and printing only; the work is in api.py.
 
-Exit status: 0 success, 1 the input is wrong or a run failed, 2 wrong usage.
+Exit status: 0 success, 1 the input is wrong or a run failed, 2 wrong usage, 128+N a run stopped by
+signal N (130: SIGINT).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
         "--experiment", metavar="NAME", help="with --host: the experiment (default: pipeline.experiment)"
     )
     run.add_argument("--wait", action="store_true", help="with --host: follow the run to its end")
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="with --host: how long each request waits for the server's answer (default: 30)",
+    )
+    run.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="with --wait: how long to follow the run before giving up on it (default: 86400, a day)",
+    )
     run.add_argument("--local", action="store_true", help="run on this machine even when KFP_HOST is set")
 
     sub.add_parser("schema", help="print the JSON Schema of pipeline.kale.yaml")
@@ -138,11 +152,29 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from kale_yaml.local import RunOptions, StepStatus, run_local
-    from kale_yaml.remote import follow, host_from_environment, submit
+    from kale_yaml.local import RunOptions, run_local
+    from kale_yaml.local_steps import StepStatus
+    from kale_yaml.remote import (
+        DEFAULT_TIMEOUT,
+        DEFAULT_WAIT_TIMEOUT,
+        follow,
+        host_from_environment,
+        server_url,
+        submit,
+    )
 
     params: dict[str, str] = {}
     for item in args.param:
@@ -154,10 +186,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.local and args.host:
         sys.stderr.write("kale-yaml run: --local and --host exclude each other\n")
         return EXIT_USAGE
-    host = None if args.local else host_from_environment(args.host)
-    if host is None and (args.experiment or args.wait):
-        sys.stderr.write("kale-yaml run: --experiment and --wait need --host URL (or KFP_HOST)\n")
+    if args.host is not None and not args.host.strip():
+        sys.stderr.write("kale-yaml run: --host needs a URL, got an empty one\n")
         return EXIT_USAGE
+    host = None if args.local else host_from_environment(args.host)
+    if host is None and (args.experiment or args.wait or args.timeout or args.wait_timeout):
+        flags = "--experiment, --wait, --timeout and --wait-timeout"
+        sys.stderr.write(f"kale-yaml run: {flags} need --host URL (or KFP_HOST)\n")
+        return EXIT_USAGE
+    if args.wait_timeout is not None and not args.wait:
+        sys.stderr.write("kale-yaml run: --wait-timeout needs --wait\n")
+        return EXIT_USAGE
+    if host is not None:
+        host = server_url(host)  # a host no request can reach fails before the build
     # Bound to the real stdout now: during the run kfp's own output is redirected to the run's log.
     console = Console(file=sys.stdout, highlight=False)
     built = api.build(args.path)
@@ -172,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
             experiment=args.experiment,
             params=params,
             use_cache=not args.no_cache,
+            timeout=args.timeout or DEFAULT_TIMEOUT,
         )
         where = f"{escape(sent.host)}, experiment '{escape(sent.experiment)}'"
         console.print(f"submitted run '{escape(sent.run_name)}' to {where}")
@@ -180,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         seen: dict[str, str] = {}
         last = None
-        for last in follow(sent):
+        for last in follow(sent, wait_timeout=args.wait_timeout or DEFAULT_WAIT_TIMEOUT):
             for task, task_state in (("run", last.state), *last.tasks):
                 if seen.get(task) != task_state:
                     console.print(f"  {escape(task_state.lower()):<10} {escape(task)}")
@@ -200,6 +242,8 @@ def _run(args: argparse.Namespace) -> int:
             console.print(f"  [green]done[/green]     {escape(status.name)} ({status.seconds or 0:.1f}s)")
         elif status.state == "failed":
             console.print(f"  [red]failed[/red]   {escape(status.name)}")
+        elif status.state == "interrupted":
+            console.print(f"  [yellow]stopped[/yellow]  {escape(status.name)}")
 
     result = run_local(built.project, RunOptions(params=params, use_cache=not args.no_cache, on_update=show))
     for note in result.volumes:
@@ -209,7 +253,7 @@ def _run(args: argparse.Namespace) -> int:
     table = Table(title="steps")
     for column in ("step", "status", "seconds"):
         table.add_column(column)
-    colours = {"done": "green", "cached": "blue", "failed": "red", "not run": "dim"}
+    colours = {"done": "green", "cached": "blue", "failed": "red", "interrupted": "yellow", "not run": "dim"}
     for status in result.steps.values():
         colour = colours.get(status.state, "white")
         seconds = f"{status.seconds:.1f}" if status.seconds is not None else "-"
@@ -218,7 +262,8 @@ def _run(args: argparse.Namespace) -> int:
     if result.failure is not None:
         _report([result.failure], "text")
         console.print(f"outputs of completed steps: {escape(api.display_path(result.run_dir))}")
-        return EXIT_INPUT
+        # A stopped run exits as a shell reports a command ended by that signal (130 for SIGINT).
+        return 128 + result.interrupted if result.interrupted else EXIT_INPUT
     if result.metrics:
         metrics = Table(title="metrics")
         metrics.add_column("name")

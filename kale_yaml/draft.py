@@ -19,12 +19,13 @@ import ast
 import re
 import sys
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kale_yaml.magics import CellMagicError, executable_source
+from kale_yaml.magics import CellMagicError, executable_source, parse_python
 from kale_yaml.model import Cell, Notebook
 from kale_yaml.notebook import Heading, headings, normalise_heading
 from kale_yaml.resolve import DEFAULT_IMAGE, RESERVED_STEP_NAMES
@@ -137,7 +138,7 @@ def top_sections(notebook: Notebook) -> tuple[str | None, list[Section]]:
 def is_import_only(cell: Cell) -> bool:
     try:
         source, _ = executable_source(cell)
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (CellMagicError, SyntaxError, ValueError):
         return False
     imports = [s for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
@@ -176,7 +177,7 @@ def imported_packages(notebook: Notebook) -> list[str]:
         if cell.cell_type != "code":
             continue
         try:
-            tree = ast.parse(executable_source(cell)[0])
+            tree = parse_python(executable_source(cell)[0])
         except (CellMagicError, SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
@@ -234,17 +235,24 @@ def _section_selector(
         if [n for n in code if section.start <= n < end] == own:
             return "{heading: " + quoted(section.text) + "}"
         return "{from: {heading: " + quoted(section.text) + "}}"
-    cell_id = notebook.cell(section.start).id
+    cell_id = _unique_ids(notebook).get(section.start)
     start = "{id: " + scalar(cell_id) + "}" if cell_id else str(section.start)
     return "{from: " + start + "}"
 
 
 def _cells_selector(notebook: Notebook, numbers: Sequence[int]) -> str:
-    ids = [notebook.cell(n).id for n in numbers]
+    unique = _unique_ids(notebook)
+    ids = [unique.get(n) for n in numbers]
     if ids and all(ids):
         items: list[Any] = [{"id": i} for i in ids]
         return flow(items[0] if len(items) == 1 else items)
     return flow(number_selector(numbers, _transparent(notebook, numbers)))
+
+
+def _unique_ids(notebook: Notebook) -> dict[int, str]:
+    """Cell number -> id of the cells whose id no other cell has: `{id: ...}` of a repeated id is an error."""
+    counts = Counter(c.id for c in notebook.cells)
+    return {c.number: c.id for c in notebook.cells if c.id and counts[c.id] == 1}
 
 
 def _transparent(notebook: Notebook, numbers: Sequence[int]) -> set[int]:
@@ -255,7 +263,7 @@ def _transparent(notebook: Notebook, numbers: Sequence[int]) -> set[int]:
 def _parameters_hint(notebook: Notebook, cells: Sequence[int]) -> str | None:
     for n in cells:
         try:
-            tree = ast.parse(notebook.cell(n).source)
+            tree = parse_python(notebook.cell(n).source)
         except SyntaxError:
             continue
         if tree.body and all(_is_literal_assignment(s) for s in tree.body):

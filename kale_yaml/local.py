@@ -4,9 +4,10 @@ kfp.local runs each step as a subprocess of the current Python (SubprocessRunner
 nothing is installed; its file cache re-uses a step whose generated code, image and inputs are unchanged
 (an unchanged upstream step keeps its output URIs, so only edited steps and what follows them re-run).
 The step runtime appends progress events to a JSON-lines file named by KALE_YAML_EVENTS, which is how
-we follow the run without parsing kfp's logs. Volumes are their mount paths as they are on this machine
-(local_volumes.py); snapshots are folder copies under .kale/snapshots/RUN/, made by a small component of the
-local variant that runs in the pipeline's own order (KALE_YAML_SNAPSHOTS names the folder).
+we follow the run without parsing kfp's logs (local_steps.py follows them, runs each step's process in
+kfp's place and stops the steps when the run is stopped). Volumes are their mount paths as they are on
+this machine (local_volumes.py); snapshots are folder copies under .kale/snapshots/RUN/, made by a small
+component of the local variant that runs in the pipeline's own order (KALE_YAML_SNAPSHOTS names the folder).
 """
 
 from __future__ import annotations
@@ -16,22 +17,27 @@ import contextlib
 import datetime
 import importlib.metadata
 import importlib.util
-import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kale_yaml import api, local_volumes
-from kale_yaml.errors import Collector, Diagnostic, RunError
-from kale_yaml.model import Parameter, ParameterValue
+from kale_yaml.errors import Diagnostic, RunError
+from kale_yaml.local_steps import (
+    EventFollower,
+    RunInterrupted,
+    StepProcesses,
+    StepStatus,
+    stopped_by_signals,
+    supervising,
+)
+from kale_yaml.parameters import KfpValue, parse_params, pipeline_arguments
 from kale_yaml.plan import Pipeline
-from kale_yaml.render import function_name
-from kale_yaml.suggest import did_you_mean
+from kale_yaml.render import function_name, step_function_name
 
 EVENTS_ENV = "KALE_YAML_EVENTS"
 SNAPSHOTS_ENV = "KALE_YAML_SNAPSHOTS"
@@ -45,15 +51,6 @@ CLUSTER_ONLY = (
     "labels",
     "annotations",
 )
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-@dataclass
-class StepStatus:
-    name: str
-    state: str = "waiting"  # waiting | running | done | cached | failed | not run
-    seconds: float | None = None
-    started: float | None = None
 
 
 @dataclass
@@ -67,6 +64,7 @@ class RunResult:
     log_path: Path | None = None
     volumes: list[str] = field(default_factory=list)  # how each volume was mapped on this machine
     snapshots: list[Path] = field(default_factory=list)  # .kale/snapshots/RUN/STEP/VOLUME copies made
+    interrupted: int | None = None  # the signal that stopped the run
 
 
 @dataclass
@@ -74,59 +72,6 @@ class RunOptions:
     params: dict[str, str] = field(default_factory=dict)
     use_cache: bool = True
     on_update: Callable[[StepStatus], None] | None = None
-
-
-def parse_params(pipeline: Pipeline, raw: dict[str, str]) -> dict[str, ParameterValue]:
-    """`--param NAME=VALUE` strings typed by each parameter's declared type; every problem at once."""
-    declared = {p.name: p for p in pipeline.config.parameters}
-    errors = Collector()
-    values: dict[str, ParameterValue] = {}
-    for name, text in raw.items():
-        parameter = declared.get(name)
-        if parameter is None:
-            known = ", ".join(declared) or "none"
-            errors.add(
-                Diagnostic(
-                    file="--param",
-                    message=f"unknown parameter '{name}'{did_you_mean(name, declared)} (parameters: {known})",
-                )
-            )
-            continue
-        try:
-            values[name] = _typed(parameter, text)
-        except ValueError as exc:
-            errors.add(Diagnostic(file="--param", message=f"{name}: {exc}"))
-    errors.raise_if_any(RunError)
-    return values
-
-
-def _typed(parameter: Parameter, text: str) -> ParameterValue:
-    kind = parameter.type_name
-    if kind == "bool":
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        raise ValueError(f"'{text}' is not true or false")
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"'{text}' is not an integer") from None
-    if kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"'{text}' is not a number") from None
-    if kind in ("list", "dict"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            raise ValueError(f"'{text}' is not a JSON {kind}") from None
-        if not isinstance(value, list if kind == "list" else dict):
-            raise ValueError(f"'{text}' is not a JSON {kind}")
-        return value
-    return text
 
 
 def missing_packages(pipeline: Pipeline) -> list[str]:
@@ -169,7 +114,7 @@ def ignored_settings(pipeline: Pipeline) -> list[str]:
 
 def run_local(project: api.Project, options: RunOptions) -> RunResult:
     pipeline = project.pipeline
-    arguments = parse_params(pipeline, options.params)
+    arguments = pipeline_arguments(parse_params(pipeline.config.parameters, options.params))
     missing = missing_packages(pipeline)
     if missing:
         raise RunError(
@@ -194,7 +139,7 @@ def run_local(project: api.Project, options: RunOptions) -> RunResult:
 def _execute(
     project: api.Project,
     options: RunOptions,
-    arguments: dict[str, ParameterValue],
+    arguments: dict[str, KfpValue],
     source: str,
     volumes: local_volumes.LocalVolumes,
 ) -> RunResult:
@@ -222,17 +167,35 @@ def _execute(
         enable_caching=options.use_cache,
         cache_root=str(kale_dir / "cache"),
     )
-    follower = _EventFollower(events_path, statuses, options.on_update)
+    follower = EventFollower(events_path, statuses, options.on_update, api.display_path(log_path))
+    processes = StepProcesses(follower, {step_function_name(step.name): step.name for step in pipeline.steps})
     outputs: Any = None
     kfp_failure: str | None = None
-    environment = {EVENTS_ENV: str(events_path), SNAPSHOTS_ENV: str(snapshots_dir)}
-    with _environment(environment), follower, _captured(log_path):
-        try:
-            outputs = pipeline_func(**arguments)
-        except RuntimeError as exc:  # kfp.local's way of saying a task failed
-            kfp_failure = str(exc)
+    missing_output: Diagnostic | None = None
+    interrupted: int | None = None
+    # Absolute: a cell may change the working directory.
+    environment = {EVENTS_ENV: str(events_path.absolute()), SNAPSHOTS_ENV: str(snapshots_dir.absolute())}
+    try:
+        with (
+            stopped_by_signals(),
+            _environment(environment),
+            follower,
+            _captured(log_path),
+            supervising(processes),
+        ):
+            try:
+                outputs = pipeline_func(**arguments)
+            except RuntimeError as exc:  # kfp.local's way of saying a task failed
+                kfp_failure = str(exc)
+            except ValueError as exc:
+                missing_output = _missing_output(processes, str(exc), follower.log_name)
+                if missing_output is None:
+                    raise
+    except RunInterrupted as stop:
+        interrupted = stop.signum
+        follower.interrupted(processes.current, stop.signum)
     follower.drain()
-    failure = follower.failure
+    failure = follower.failure or missing_output
     if kfp_failure is not None and failure is None:
         failure = Diagnostic(
             file=api.display_path(log_path),
@@ -262,7 +225,22 @@ def _execute(
         log_path=log_path,
         volumes=volumes.notes,
         snapshots=local_volumes.snapshot_folders(snapshots_dir),
+        interrupted=interrupted,
     )
+
+
+def _missing_output(processes: StepProcesses, error: str, log_name: str) -> Diagnostic | None:
+    """kfp's error for an output that a task it counted as succeeded lacks, naming the step; else None."""
+    found = re.search(r"Tried to get output '([^']+)' from task '([^']+)'", error)
+    if found is None:
+        return None
+    port, task = found.groups()
+    step = processes.step_of_task(task) or task
+    message = (
+        f"step '{step}' handed on no output '{port}' though kfp counted it as succeeded"
+        " (an entry of kfp's cache from an older kale-yaml?); run again with --no-cache"
+    )
+    return Diagnostic(file=log_name, message=message)
 
 
 def imported_modules(source: str) -> set[str]:
@@ -330,70 +308,3 @@ def _captured(log_path: Path) -> Iterator[None]:
                 yield
         finally:
             root.handlers, root.level = saved_handlers, saved_level
-
-
-class _EventFollower:
-    """Reads the runtime's events while the run goes on, and reports step changes."""
-
-    def __init__(
-        self, path: Path, statuses: dict[str, StepStatus], on_update: Callable[[StepStatus], None] | None
-    ) -> None:
-        self.path = path
-        self.statuses = statuses
-        self.on_update = on_update
-        self.failure: Diagnostic | None = None
-        self._offset = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, name="kale-yaml-events", daemon=True)
-
-    def __enter__(self) -> _EventFollower:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(0.1):
-            self.drain()
-
-    def drain(self) -> None:
-        with open(self.path, encoding="utf-8") as events:
-            events.seek(self._offset)
-            while True:
-                line = events.readline()
-                if not line.endswith("\n"):
-                    break
-                self._offset += len(line.encode("utf-8"))
-                self._handle(json.loads(line))
-
-    def _handle(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "snapshot_failed" and self.failure is None:
-            folder, volume = str(event.get("folder")), event.get("volume")
-            when = "after the run" if folder == "after_run" else f"before step '{folder}'"
-            message = f"the snapshot of volume '{volume}' {when} failed: {event.get('error', '')}"
-            self.failure = Diagnostic(file=str(event.get("path", "")), message=message)
-            return
-        status = self.statuses.get(str(event.get("step")))
-        if status is None:
-            return
-        kind = event.get("event")
-        if kind == "started":
-            status.state, status.started = "running", float(event["time"])
-        elif kind in ("finished", "failed"):
-            status.state = "done" if kind == "finished" else "failed"
-            if status.started is not None:
-                status.seconds = float(event["time"]) - status.started
-            if kind == "failed" and self.failure is None:
-                traceback = event.get("traceback", "")
-                self.failure = Diagnostic(
-                    file=str(event.get("notebook", "")),
-                    cell=event.get("cell"),
-                    line=event.get("line"),
-                    message=f"step '{status.name}' failed: {event.get('error', '')}\n{traceback}".rstrip(),
-                )
-        else:
-            return
-        if self.on_update:
-            self.on_update(status)

@@ -49,11 +49,47 @@ def parses(source: str) -> bool:
 
 def _tree(source: str) -> ast.Module | None:
     try:
+        return parse_python(source)
+    except (SyntaxError, ValueError):
+        return None
+
+
+TOO_DEEP_FOR_PYTHON = (
+    "the code is nested too deeply for Python to compile (a very long expression such as 1+1+...+1, or"
+    " thousands of nested operators): split it into several statements"
+)
+
+
+class NestedTooDeeply(SyntaxError):
+    """Python's parser or compiler ran out of depth: a valid-looking expression like `1+1+...+1` with
+    thousands of terms, or thousands of unary minuses. Python itself raises RecursionError or MemoryError
+    for these; as a SyntaxError every caller that reports syntax errors reports this one too."""
+
+    def __init__(self) -> None:
+        super().__init__(TOO_DEEP_FOR_PYTHON)
+
+
+def parse_python(source: str) -> ast.Module:
+    """`ast.parse` (top-level await allowed; warnings silenced) that raises `NestedTooDeeply` instead of
+    Python's RecursionError or MemoryError."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ast.parse(source)
-    except (SyntaxError, ValueError):
-        return None
+    except (RecursionError, MemoryError):
+        raise NestedTooDeeply() from None
+
+
+def compile_check(source: str, filename: str) -> None:
+    """Compile `source` as a cell runs it, for the errors only the compiler finds (`return` outside a
+    function). From the text, not from a parsed tree: Python converts a tree back with a much smaller depth
+    limit than it parses text, so a tree of a long expression that runs fine would fail here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, filename, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except (RecursionError, MemoryError):
+        raise NestedTooDeeply() from None
 
 
 def executable_source(cell: Cell) -> tuple[str, list[str]]:
@@ -191,10 +227,11 @@ def parse_cell(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | 
                 Diagnostic(file=notebook, cell=cell.number, line=line, message=message, severity="warning")
             )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = tree or ast.parse(source)
-            compile(tree, f"<cell {cell.number}>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+        tree = tree or parse_python(source)
+        compile_check(source, f"<cell {cell.number}>")
+    except NestedTooDeeply:
+        error(None, TOO_DEEP_FOR_PYTHON)
+        return None, source
     except SyntaxError as e:
         error(e.lineno, _syntax_message(e, source), e.offset)
         return None, source

@@ -82,7 +82,8 @@ def run_step(
     The first `prelude` cells run before the inputs are loaded; the classes and functions they define travel
     by name, so every step (which runs the prelude too) shares one definition of each, as the notebook does.
     """
-    with _reporting(step, notebook):
+    progress = _Progress(step, notebook)
+    with _reporting(progress):
         module = types.ModuleType("__main__")
         namespace: dict[str, Any] = module.__dict__
         namespace["__builtins__"] = builtins
@@ -94,10 +95,12 @@ def run_step(
         try:
             namespace.update(parameters)
             for number, source in cells[:prelude]:
-                _run_cell(step, notebook, number, source, namespace)
+                _run_cell(progress, number, source, namespace)
             for name, value in namespace.items():
                 if _top(value) == "__main__" and getattr(value, "__qualname__", None) == name:
                     _prelude[id(value)] = value
+            if inputs:
+                progress.emit("loading")
             for name, path in inputs.items():
                 try:
                     namespace[name] = load_value(path)
@@ -105,7 +108,8 @@ def run_step(
                     problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
                     raise StepError(f"step {step!r}: {problem}") from error
             for number, source in cells[prelude:]:
-                _run_cell(step, notebook, number, source, namespace)
+                _run_cell(progress, number, source, namespace)
+            progress.emit("saving")
             logged = {name: _metric(step, name, namespace) for name in metric_names}
             if metrics is not None and logged:
                 for name, value in logged.items():
@@ -130,30 +134,102 @@ def run_step(
         return namespace
 
 
+# Taken when the runtime is loaded, before any cell runs: a cell that rebinds json.dumps, os.write or
+# time.time, or patches the json module, must not change how progress reaches `kale-yaml run`.
+_encode = json.JSONEncoder(ensure_ascii=True, default=repr).encode
+_os_open, _os_write, _os_fstat, _now = os.open, os.write, os.fstat, time.time
+_EVENTS_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+class _Progress:
+    """Progress for `kale-yaml run`: JSON lines appended to the file KALE_YAML_EVENTS names, if set.
+
+    The file's absolute path, a descriptor on it and stderr are taken before the first cell runs, so a cell
+    that clears the environment, changes directory, replaces sys.stdout or rebinds open/print cannot silence
+    it. Events: started, cell (each cell as it begins), loading and saving (inputs and outputs), then
+    finished or failed; a step that ends without either has died, in the last cell it announced.
+    """
+
+    def __init__(self, step: str, notebook: str) -> None:
+        target = os.environ.get("KALE_YAML_EVENTS")
+        self.step, self.notebook = step, notebook
+        self.path = os.path.abspath(target) if target else None
+        self.stderr = sys.stderr
+        self.descriptor, self.identity = -1, (0, 0)
+
+    def emit(self, event: str, **details: Any) -> None:
+        if self.path is None:
+            return
+        line = (_encode({"step": self.step, "event": event, "time": _now(), **details}) + chr(10)).encode()
+        for _attempt in range(2):
+            try:
+                descriptor = self._open()
+                while line:
+                    line = line[_os_write(descriptor, line) :]
+                return
+            except OSError as error:
+                problem = error
+                self.descriptor = -1  # a cell closed it: open the file again, once
+        self.warn(f"kale-yaml: cannot report progress to {self.path}: {problem}")
+
+    def _open(self) -> int:
+        if self.descriptor >= 0 and _identity(_os_fstat(self.descriptor)) == self.identity:
+            return self.descriptor  # else a cell closed it, and the number may be a file of the cell's now
+        descriptor = _os_open(str(self.path), _EVENTS_FLAGS, 0o644)
+        self.descriptor, self.identity = descriptor, _identity(_os_fstat(descriptor))
+        return descriptor
+
+    def close(self) -> None:
+        if self.descriptor >= 0:
+            with contextlib.suppress(OSError):
+                if _identity(_os_fstat(self.descriptor)) == self.identity:
+                    os.close(self.descriptor)
+        self.descriptor = -1
+
+    def warn(self, text: str) -> None:
+        with contextlib.suppress(Exception):  # a cell may have closed stderr: the event file still tells
+            self.stderr.write(text + chr(10))
+            self.stderr.flush()
+
+
+def _identity(found: os.stat_result) -> tuple[int, int]:
+    return found.st_dev, found.st_ino
+
+
 @contextlib.contextmanager
-def _reporting(step: str, notebook: str) -> Iterator[None]:
-    """Progress for `kale-yaml run`: JSON lines appended to the file KALE_YAML_EVENTS names, if set."""
-    _event(step, "started")
+def _reporting(progress: _Progress) -> Iterator[None]:
+    step, notebook = progress.step, progress.notebook
+    progress.emit("started", notebook=notebook)
     try:
         yield
     except CellError as error:
         details = {"notebook": notebook, "cell": error.cell, "line": error.line, "error": error.error}
-        _event(step, "failed", **details, traceback=error.traceback_text)
+        progress.emit("failed", **details, traceback=error.traceback_text)
         raise
     except Exception as error:
-        _event(step, "failed", notebook=notebook, error=str(error) or type(error).__name__)
+        progress.emit("failed", notebook=notebook, error=str(error) or type(error).__name__)
         raise
-    _event(step, "finished")
+    except BaseException as error:
+        # e.g. sys.exit(0) from a value's __reduce__ while saving: an exit before the step's end is a failure,
+        # and the process's exit status must say so (kfp would cache a step that exits 0 as succeeded).
+        summary = _summary(error)
+        progress.emit("failed", notebook=notebook, error=summary)
+        raise StepError(f"step {step!r}: {summary}") from error
+    else:
+        progress.emit("finished")
+    finally:
+        progress.close()
 
 
-def _event(step: str, event: str, **details: Any) -> None:
-    target = os.environ.get("KALE_YAML_EVENTS")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, "event": event, "time": time.time(), **details}) + chr(10))
+def _summary(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit: {error.code} (the code exited before the step's end)"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def _run_cell(step: str, notebook: str, number: int, source: str, namespace: dict[str, Any]) -> None:
+def _run_cell(progress: _Progress, number: int, source: str, namespace: dict[str, Any]) -> None:
+    step, notebook = progress.step, progress.notebook
+    progress.emit("cell", cell=number)
     filename = f"<{notebook} cell {number}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
@@ -162,16 +238,16 @@ def _run_cell(step: str, notebook: str, number: int, source: str, namespace: dic
             importlib.import_module("asyncio").run(eval(code, namespace))
         else:
             exec(code, namespace)
-    except Exception as error:
+    except BaseException as error:  # SystemExit and KeyboardInterrupt too: the cell did not run to its end
         tb = error.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename != filename:
             tb = tb.tb_next  # drop this runtime's frames: the traceback starts in the cell
         line = tb.tb_lineno if tb is not None else getattr(error, "lineno", None) or 0
         text = "".join(traceback.format_exception(type(error), error, tb))
-        summary = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        summary = _summary(error)
         report = {"step": step, "notebook": notebook, "cell": number, "line": line, "error": summary}
         report["traceback"] = text
-        print("KALE_YAML_CELL_FAILED " + json.dumps(report), file=sys.stderr, flush=True)
+        progress.warn("KALE_YAML_CELL_FAILED " + _encode(report))
         raise CellError(step, notebook, number, line, text, summary) from None
 
 
@@ -188,6 +264,15 @@ def _metric(step: str, name: str, namespace: dict[str, Any]) -> float:
 
 def save_value(name: str, value: object, path: str, *, step: str = "") -> str:
     """Write value into directory path as one file value.FORMAT; return FORMAT (npy, pd.pkl, ..., dill)."""
+    try:
+        return _save(name, value, path, step)
+    except OSError as error:  # e.g. the disk is full: say which variable could not be written
+        where = f"step {step!r}: " if step else ""
+        problem = f"cannot save variable {name!r} to {path}: {error.strerror or error}"
+        raise StepError(where + problem) from error
+
+
+def _save(name: str, value: object, path: str, step: str) -> str:
     created = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".saving-", dir=path)

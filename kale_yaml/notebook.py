@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from kale_yaml.document import Document
 from kale_yaml.errors import Diagnostic, NotebookError
+from kale_yaml.input_file import NOTEBOOK_LIMIT, UnreadableFile, read_input_file
 from kale_yaml.model import Cell, Notebook
 from kale_yaml.nbmeta import metadata_from_json
 from kale_yaml.suggest import did_you_mean
 
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+
+# nbformat itself nests 5 levels; outputs and widget state add a few more.
+MAX_JSON_DEPTH = 100
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_BRACKETED_STRING = re.compile(rb'"[^"]*"')
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,40 @@ def normalise_heading(text: str) -> str:
     return " ".join(text.replace("#", " ").split()).casefold()
 
 
+def notebook_path(document: Document) -> Path:
+    """The notebook the sidecar's `notebook:` names. A relative path is taken from the sidecar's folder and
+    may not climb out of it (a review should not have to chase `../../`); an absolute path says explicitly
+    where the notebook is. `~` is not expanded: a sidecar is shared, and every reader has a different home."""
+    written = str(document.data["notebook"])
+
+    def refuse(message: str) -> NotebookError:
+        return NotebookError.single(document.diagnostic(("notebook",), message))
+
+    if "\0" in written:
+        raise refuse(f"{written!r} is not a file name: it holds a NUL character")
+    try:
+        os.fsencode(written)
+    except UnicodeError:
+        raise refuse(f"{written!r} is not a file name: it holds characters no file name can") from None
+    path = Path(written)
+    if path.is_absolute():
+        return path
+    # realpath, not Path.resolve: a symbolic link loop is for the reader to report, not a RuntimeError here.
+    folder = Path(os.path.realpath(document.path.parent))
+    located = Path(os.path.realpath(folder / path))
+    if written.startswith("~") and not os.path.lexists(located):
+        raise refuse(
+            f"no such notebook: '{written}'; '~' is not expanded: a relative path is taken from the sidecar's"
+            " folder, so write the notebook's path relative to the sidecar, or absolute"
+        )
+    if not located.is_relative_to(folder):
+        raise refuse(
+            f"'{written}' leaves the sidecar's folder; keep the notebook beside or below the sidecar,"
+            " or write an absolute path"
+        )
+    return located
+
+
 def load_notebook(
     path: Path, display_name: str, locate: Callable[[str], Diagnostic] | None = None
 ) -> Notebook:
@@ -60,16 +105,21 @@ def load_notebook(
         return NotebookError.single(Diagnostic(file=display_name, line=1, col=1, message=message))
 
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        raw = read_input_file(path, NOTEBOOK_LIMIT, "notebooks")
+    except UnreadableFile as exc:
+        if not exc.missing:
+            raise problem(f"cannot read the notebook {display_name}: {exc.reason}") from None
         siblings = [p.name for p in path.parent.glob("*.ipynb")] if path.parent.is_dir() else []
         raise problem(f"no such notebook: '{path.name}'{did_you_mean(path.name, siblings)}") from None
-    except OSError as exc:
-        raise problem(f"cannot read the notebook {display_name}: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise problem(f"{display_name} is not UTF-8 text (byte {exc.start})") from None
+    too_deep = json_too_deep_at(raw)
+    if too_deep is not None:
+        line, col = too_deep
+        message = f"not a notebook: its JSON nests more than {MAX_JSON_DEPTH} levels deep"
+        raise NotebookError.single(Diagnostic(file=display_name, line=line, col=col, message=message))
     try:
         as_json = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -124,6 +174,26 @@ def load_notebook(
         language=language.lower(),
         metadata=metadata_from_json(as_json),
     )
+
+
+def json_too_deep_at(raw: bytes, limit: int = MAX_JSON_DEPTH) -> tuple[int, int] | None:
+    """Where (line, column) the notebook's JSON first nests deeper than `limit` levels, if it does.
+
+    json.loads recurses once per level, and so would anything that walks the metadata after it. The depth is
+    measured without parsing: with escaped backslashes and quotes taken out, every quote left opens or closes
+    a string, and the brackets outside strings give the depth (exact for valid JSON, in C-speed passes).
+    """
+    skeleton = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    brackets = _BRACKETED_STRING.sub(b"", skeleton).replace(b'"', b"")
+    if max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) <= limit:
+        return None
+    depth = 0
+    for token in _JSON_TOKEN.finditer(raw):  # the slow, exact pass, only for a notebook that is rejected
+        depth += _DEPTH_STEP.get(raw[token.start()], 0)
+        if depth > limit:
+            start = raw.rfind(b"\n", 0, token.start()) + 1
+            return raw.count(b"\n", 0, start) + 1, len(raw[start : token.start()].decode("utf-8")) + 1
+    return None  # not valid JSON: json.loads says where
 
 
 def _mapping(value: Any) -> dict[str, Any]:

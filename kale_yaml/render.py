@@ -18,6 +18,7 @@ from kale_yaml import pyliteral
 from kale_yaml.cluster import Call, ClusterError, Code, step_calls
 from kale_yaml.errors import Diagnostic
 from kale_yaml.names import unique_name
+from kale_yaml.parameters import JSON_TYPES, KfpValue, encode, kfp_type, received
 from kale_yaml.plan import Pipeline, PlannedStep
 from kale_yaml.resolve import DEFAULT_IMAGE
 from kale_yaml.resources import data_dir, runtime_source
@@ -37,6 +38,16 @@ class Port:
     name: str  # the Python/KFP name of the argument
     variable: str  # the notebook variable (or parameter) it carries
     annotation: str
+    received: str = ""  # a parameter's value as the cells receive it: the port, or its JSON decoded
+
+
+@dataclass(frozen=True)
+class PipelineParameter:
+    """One argument of the pipeline function: lists and dicts are `str`, their default the JSON text."""
+
+    name: str
+    annotation: str
+    default: KfpValue
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class RenderedStep:
     task: str
     ports: tuple[Port, ...]
     parameters: tuple[Port, ...]
+    decodes_json: bool  # a list or dict parameter arrives: the component imports json
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     metrics_port: str | None
@@ -127,7 +139,9 @@ def render(pipeline: Pipeline, *, sidecar_name: str, notebook_name: str, local: 
             function=function,
             steps=steps,
             prelude=prelude,
-            parameters=config.parameters,
+            parameters=[
+                PipelineParameter(p.name, kfp_type(p.type_name), encode(p.default)) for p in config.parameters
+            ],
             sidecar_name=sidecar_name,
             notebook_name=notebook_name,
             runtime=pyliteral.block(runtime_source()),
@@ -160,7 +174,7 @@ def _plan(
 ) -> tuple[set[str], dict[str, str], VolumePlan, dict[str, list[Call]]]:
     """Names taken in the generated module, each step's task variable, volumes and each step's settings."""
     taken = {p.name for p in pipeline.config.parameters} | {function}
-    taken |= {f"{step.name}_step" for step in pipeline.steps}
+    taken |= {step_function_name(step.name) for step in pipeline.steps}
     task_names: dict[str, str] = {}
     for step in pipeline.steps:
         task_names[step.name] = unique_name(f"{step.name}_task", taken)
@@ -188,6 +202,11 @@ def function_name(pipeline: Pipeline) -> str:
     return _identifier(pipeline.config.name.replace("-", "_"), "pipeline_")
 
 
+def step_function_name(step: str) -> str:
+    """The name of a step's component function; `kale-yaml run` knows a step's process by it."""
+    return f"{step}_step"
+
+
 def _step(
     step: PlannedStep,
     pipeline: Pipeline,
@@ -201,7 +220,8 @@ def _step(
     types = {p.name: p.type_name for p in config.parameters}
     taken: set[str] = set()
     parameters = tuple(
-        Port(unique_name(_port_base("", name), taken), name, types[name]) for name in step.parameters
+        _parameter_port(unique_name(_port_base("", name), taken), name, types[name])
+        for name in step.parameters
     )
     inputs = tuple(
         Port(unique_name(_port_base("in_", t.variable), taken), t.variable, "dsl.Input[dsl.Artifact]")
@@ -231,10 +251,11 @@ def _step(
         ports = (*ports, Port(metrics_port, "", "dsl.Output[dsl.Metrics]"))
     return RenderedStep(
         step=step,
-        function=f"{step.name}_step",
+        function=step_function_name(step.name),
         task=task_names[step.name],
         ports=ports,
         parameters=parameters,
+        decodes_json=any(types[port.variable] in JSON_TYPES for port in parameters),
         inputs=inputs,
         outputs=outputs,
         metrics_port=metrics_port,
@@ -247,6 +268,10 @@ def _step(
         calls=calls,
         snapshots=snapshots,
     )
+
+
+def _parameter_port(port: str, variable: str, type_name: str) -> Port:
+    return Port(port, variable, kfp_type(type_name), received=received(type_name, port))
 
 
 def _packages(wanted: Iterable[str]) -> tuple[str, ...]:

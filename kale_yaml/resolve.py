@@ -11,6 +11,7 @@ from typing import Any
 from kale_yaml.document import Document, KeyPath
 from kale_yaml.errors import Collector, Diagnostic, NotebookError
 from kale_yaml.model import Cell, Config, Metrics, Notebook, Parameter, ParameterValue, StepConfig
+from kale_yaml.parameters import annotation_problem, value_problem
 from kale_yaml.selectors import SelectorContext, first_cell, is_open_from, select
 from kale_yaml.suggest import did_you_mean
 
@@ -56,6 +57,7 @@ def resolve(document: Document, notebook: Notebook) -> Config:
     steps = _steps(data["steps"], pipeline, ctx, skip_set)
     _check_names(document, steps, data, errors)
     _check_ownership(document, notebook, parameter_cells, prelude, skip_set, steps, errors)
+    _check_notebook_order(document, steps, errors)
     errors.raise_if_any(NotebookError)
 
     metrics = None
@@ -124,6 +126,58 @@ def _steps(
             )
         )
     return steps
+
+
+def _check_notebook_order(document: Document, steps: list[StepConfig], errors: Collector) -> None:
+    """A step runs all its cells before the next step starts, so the steps' cells must follow the notebook's
+    order: a step whose cells come before, or between, an earlier-listed step's cells would see other values
+    than the notebook does. Cells that two steps claim are reported as overlaps and left out here."""
+    owners: dict[int, int] = {}
+    for step in steps:
+        for number in step.cells:
+            owners[number] = owners.get(number, 0) + 1
+    earlier: list[tuple[StepConfig, tuple[int, ...]]] = []
+    for step in steps:
+        cells = tuple(n for n in step.cells if owners[n] == 1)
+        if not cells:
+            continue
+        for other, other_cells in earlier:
+            if cells[0] > other_cells[-1]:
+                continue
+            where = ("steps", step.index, "cells")
+            inside = next((n for n in cells if other_cells[0] < n < other_cells[-1]), None)
+            if cells[-1] < other_cells[0]:
+                message = (
+                    f"step '{step.name}' (cells {_runs(cells)}) is listed after step '{other.name}'"
+                    f" (cells {_runs(other_cells)}) but comes before it in the notebook; list steps in"
+                    " notebook order"
+                )
+            elif inside is not None:
+                message = (
+                    f"cell {inside} of step '{step.name}' lies between cells {other_cells[0]} and"
+                    f" {other_cells[-1]} of step '{other.name}'; the pipeline runs a step's cells together,"
+                    f" so the notebook's order would be lost: split '{other.name}' or move the cell"
+                )
+            else:
+                message = (
+                    f"step '{other.name}' (cells {_runs(other_cells)}) lies between cells {cells[0]} and"
+                    f" {cells[-1]} of step '{step.name}'; the pipeline runs a step's cells together,"
+                    f" so the notebook's order would be lost: split '{step.name}' or move the cells"
+                )
+            errors.add(document.diagnostic(where, message))
+            break
+        earlier.append((step, cells))
+
+
+def _runs(numbers: Sequence[int]) -> str:
+    """`3-5, 9`: the numbers as runs of consecutive cells."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(_span(run) for run in runs)
 
 
 def _span(numbers: Sequence[int]) -> str:
@@ -243,13 +297,9 @@ def _parameters(
             found[name] = Parameter(name=name, default=value, type_name=type(value).__name__, cell=number)
             lines[name] = line
     for name, value in values.items():
-        path: KeyPath = ("parameters", "values", name)
-        if value is None or not isinstance(value, bool | int | float | str | list | dict):
-            errors.add(
-                document.diagnostic(
-                    path, "a parameter's value must be a bool, number, string, list or mapping"
-                )
-            )
+        issue = value_problem(value)
+        if issue is not None:
+            errors.add(document.diagnostic(("parameters", "values", name, *issue.path), issue.message))
             continue
         previous = found.get(name)
         found[name] = Parameter(
@@ -292,27 +342,59 @@ def _parameter_assignments(
     except SyntaxError as exc:
         problem(exc.lineno, f"parameter cell does not parse: {exc.msg}")
         return []
+    except UnicodeEncodeError as exc:  # the notebook's JSON escaped a lone surrogate into the cell
+        bad = cell.source[exc.start : exc.end]
+        line = cell.source.count("\n", 0, exc.start) + 1
+        problem(line, f"parameter cell holds {bad!r}, a lone surrogate UTF-8 cannot encode; remove it")
+        return []
+    except ValueError as exc:  # a NUL byte
+        problem(None, f"parameter cell does not parse: {exc}")
+        return []
+    except (RecursionError, MemoryError):  # Python's parser gives up on deep nesting such as 1+1+...+1
+        problem(None, "parameter cell is nested too deeply for Python to parse")
+        return []
     found: list[tuple[str, ParameterValue, int]] = []
     for statement in tree.body:
         target: ast.expr | None = None
         value: ast.expr | None = None
+        annotation: str | None = None
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target, value = statement.targets[0], statement.value
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             target, value = statement.target, statement.value
+            annotation = _annotation_name(statement.annotation)
         if not isinstance(target, ast.Name) or value is None:
             problem(statement.lineno, "a parameter cell may hold only `name = literal` lines")
             continue
+        name = target.id
         try:
             literal = ast.literal_eval(value)
         except ValueError:
             problem(
-                statement.lineno,
-                f"'{target.id}' is not set to a literal (a number, string, bool, list or dict)",
+                statement.lineno, f"'{name}' is not set to a literal (a number, string, bool, list or dict)"
             )
             continue
-        if literal is None or not isinstance(literal, bool | int | float | str | list | dict):
-            problem(statement.lineno, f"'{target.id}' must be a bool, number, string, list or dict literal")
+        except TypeError as exc:  # a literal Python cannot build: a list as a dict key or set item
+            problem(
+                statement.lineno,
+                f"parameter '{name}' cannot be built: {exc} (a list or dict cannot be a dict key or a set"
+                " item; a parameter's dict keys are strings)",
+            )
             continue
-        found.append((target.id, literal, statement.lineno))
+        value_issue = value_problem(literal)
+        if value_issue is not None:
+            where = f", at {value_issue.subject(name)}" if value_issue.path else ""
+            problem(statement.lineno, f"parameter '{name}'{where}: {value_issue.message}")
+            continue
+        disagreement = annotation_problem(annotation, literal)
+        if disagreement is not None:
+            problem(statement.lineno, f"parameter '{name}' {disagreement}")
+            continue
+        found.append((name, literal, statement.lineno))
     return found
+
+
+def _annotation_name(annotation: ast.expr) -> str | None:
+    """`int` for `int` and `list` for `list[int]`; None for what we do not read (`Optional[int]`, "int")."""
+    base = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+    return base.id if isinstance(base, ast.Name) else None

@@ -35,6 +35,8 @@ _TYPE_NAMES = {
     "null": "null",
 }
 _STRUCTURAL = frozenset({"type", "required", "additionalProperties"})
+# `{from: {heading: A}, to: {match: B}}` is one level; nobody writes more than two.
+MAX_SELECTOR_NESTING = 8
 
 Finding = tuple[KeyPath, str, str]  # where, message, the failing keyword
 
@@ -62,6 +64,10 @@ def _validator() -> Draft202012Validator:
 
 def check(document: Document) -> None:
     """Raise `SchemaError` with one diagnostic per problem if `document.data` does not fit the schema."""
+    too_deep = [path for place, cells in _selectors(document.data) for path in _nested_too_deep(cells, place)]
+    if too_deep:
+        message = f"selectors nest from/to more than {MAX_SELECTOR_NESTING} levels deep; a range needs one"
+        raise SchemaError([document.diagnostic(path, message) for path in too_deep])
     findings: dict[tuple[KeyPath, str], str] = {}
     for error in _validator().iter_errors(document.data):
         for path, message, keyword in _explain(error):
@@ -76,6 +82,38 @@ def check(document: Document) -> None:
     if diagnostics:
         diagnostics.sort(key=lambda d: (d.line or 0, d.col or 0, d.message))
         raise SchemaError(diagnostics)
+
+
+def _selectors(data: Any) -> Iterator[tuple[KeyPath, Any]]:
+    """Every cell selector of the sidecar, with where it is."""
+    if not isinstance(data, Mapping):
+        return
+    for key in ("prelude", "skip"):
+        if key in data:
+            yield (key,), data[key]
+    parameters = data.get("parameters")
+    if isinstance(parameters, Mapping) and "cells" in parameters:
+        yield ("parameters", "cells"), parameters["cells"]
+    steps = data.get("steps")
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if isinstance(step, Mapping) and "cells" in step:
+            yield ("steps", index, "cells"), step["cells"]
+
+
+def _nested_too_deep(selector: Any, path: KeyPath, level: int = 0) -> Iterator[KeyPath]:
+    """The from/to keys nested more than MAX_SELECTOR_NESTING deep: jsonschema recurses about eight Python
+    frames per level of the schema's recursive selector, so the bound is checked before it runs."""
+    if isinstance(selector, list):
+        for index, item in enumerate(selector):
+            yield from _nested_too_deep(item, (*path, index), level)
+    elif isinstance(selector, Mapping):
+        for key in ("from", "to"):
+            if key not in selector:
+                continue
+            if level == MAX_SELECTOR_NESTING:
+                yield (*path, key)
+            else:
+                yield from _nested_too_deep(selector[key], (*path, key), level + 1)
 
 
 def _explain(error: ValidationError) -> Iterator[Finding]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def _words(text: str) -> frozenset[str]:
@@ -117,60 +117,100 @@ def function_deferred(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, outer: frozenset[str]
 ) -> Deferred:
     """The globals a function's body reads, assigns (`global g`) and changes in place when it runs."""
+    found = _Found()
+    # Nested scopes wait in a list rather than being walked by recursion: `lambda: lambda: ...` nests as
+    # deep as Python allows, which is deeper than the recursion limit.
+    scopes = [_function_scope(node, outer)]
+    while scopes:
+        scopes.extend(_scan(scopes.pop(), found))
+    return Deferred(frozenset(found.needs), frozenset(found.binds), frozenset(found.changes))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """A body whose free names count: a function's, a class's or a comprehension's."""
+
+    body: list[ast.AST]
+    local: set[str]  # names bound here
+    declared: set[str]  # `global` names: bound here, but belonging outside
+    outer: frozenset[str]  # names local to the enclosing functions
+    bound: set[str]
+    cls: bool = False
+
+    def visible(self) -> frozenset[str]:
+        return frozenset((self.outer | self.local) - self.declared)
+
+    def inner(self) -> frozenset[str]:
+        """What the scopes nested here see: a class body's names are invisible to its methods."""
+        return self.outer if self.cls else self.visible()
+
+
+@dataclass
+class _Found:
+    needs: set[str] = field(default_factory=set)
+    binds: set[str] = field(default_factory=set)
+    changes: set[str] = field(default_factory=set)
+
+
+def _function_scope(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, outer: frozenset[str]
+) -> _Scope:
     body: list[ast.AST] = [*node.body] if isinstance(node.body, list) else [node.body]
     bound, declared, nonlocal_ = bound_names(body)
     a = node.args
     params = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p is not None}
-    return _free(body, params | (bound - declared - nonlocal_), declared, outer, bound)
+    return _Scope(body, params | (bound - declared - nonlocal_), declared, outer, bound)
 
 
-def _free(
-    body: list[ast.AST],
-    local: set[str],
-    declared: set[str],
-    outer: frozenset[str],
-    bound: set[str],
-    cls: bool = False,
-) -> Deferred:
-    visible = (outer | local) - declared
-    inner = outer if cls else frozenset(visible)  # a class body's names are invisible to its methods
-    needs: set[str] = set()
-    changes: set[str] = set()
-    result = Deferred(binds=frozenset(declared & bound))
-    stack = list(body)
+def _nested_scope(node: ast.AST, inner: frozenset[str]) -> tuple[_Scope, list[ast.AST]] | None:
+    """The scope `node` opens, if any, and its parts evaluated in the enclosing scope (decorators, defaults,
+    bases)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        decorators = [] if isinstance(node, ast.Lambda) else node.decorator_list
+        defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+        return _function_scope(node, inner), [*decorators, *defaults]
+    if isinstance(node, ast.ClassDef):
+        names, globals_, _ = bound_names(node.body)
+        scope = _Scope([*node.body], names - globals_, globals_, inner, names, cls=True)
+        return scope, [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+    if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+        targets: set[str] = set()
+        parts: list[ast.AST] = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        for generator in node.generators:
+            targets |= target_names(generator.target)
+            parts += [generator.iter, *generator.ifs]
+        return _Scope(parts, targets, set(), inner, set()), []
+    return None
+
+
+def _scan(scope: _Scope, found: _Found) -> list[_Scope]:
+    """Add what the code of `scope` itself reads, assigns and changes to `found`; return the scopes nested
+    in it."""
+    visible, inner = scope.visible(), scope.inner()
+    found.binds |= scope.declared & scope.bound
+    nested: list[_Scope] = []
+    stack = list(scope.body)
     while stack:
         node = stack.pop()
+        opened = _nested_scope(node, inner)
+        if opened is not None:
+            nested.append(opened[0])
+            stack.extend(opened[1])
+            continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in visible:
-            needs.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            if not isinstance(node, ast.Lambda):
-                stack.extend(node.decorator_list)
-            stack.extend([*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)])
-            result |= function_deferred(node, inner)
-            continue
-        elif isinstance(node, ast.ClassDef):
-            stack.extend([*node.decorator_list, *node.bases, *(k.value for k in node.keywords)])
-            names, globals_, _ = bound_names(node.body)
-            result |= _free([*node.body], names - globals_, globals_, inner, names, cls=True)
-            continue
-        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            targets: set[str] = set()
-            parts: list[ast.AST] = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-            for generator in node.generators:
-                targets |= target_names(generator.target)
-                parts += [generator.iter, *generator.ifs]
-            result |= _free(parts, targets, set(), inner, set())
-            continue
+            found.needs.add(node.id)
         elif isinstance(node, ast.Call):
-            roots = (
-                [root_name(node.func.value)] if isinstance(node.func, ast.Attribute) and mutates(node) else []
-            )
-            if called_name(node) in ARGUMENT_MUTATORS and node.args:
-                roots.append(root_name(node.args[0]))
-            changes.update(r for r in roots if r is not None and r not in visible)
+            found.changes.update(r for r in _changed_by_call(node) if r not in visible)
         elif isinstance(node, ast.Attribute | ast.Subscript) and not isinstance(node.ctx, ast.Load):
             root = root_name(node)
             if root is not None and root not in visible:
-                changes.add(root)
+                found.changes.add(root)
         stack.extend(ast.iter_child_nodes(node))
-    return result | Deferred(frozenset(needs), frozenset(), frozenset(changes))
+    return nested
+
+
+def _changed_by_call(node: ast.Call) -> set[str]:
+    roots = [root_name(node.func.value)] if isinstance(node.func, ast.Attribute) and mutates(node) else []
+    if called_name(node) in ARGUMENT_MUTATORS and node.args:
+        roots.append(root_name(node.args[0]))
+    return {r for r in roots if r is not None}

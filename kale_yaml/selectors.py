@@ -15,7 +15,8 @@ from kale_yaml.model import Notebook
 from kale_yaml.notebook import headings, normalise_heading
 from kale_yaml.suggest import did_you_mean
 
-_RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?$")
+# As the schema's cell_range: spaces and tabs around the numbers, nothing else (not even a final newline).
+CELL_RANGE = re.compile(r"[ \t]*([0-9]+)[ \t]*(?:-[ \t]*([0-9]+)[ \t]*)?\Z")
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _select(selector: Any, path: KeyPath, ctx: SelectorContext, open_end: int | 
     if isinstance(selector, int):
         return _numbers(selector, selector, path, ctx)
     if isinstance(selector, str):
-        match = _RANGE.match(selector)
+        match = CELL_RANGE.match(selector)
         if not match:
             ctx.error(path, f"'{selector}' is not a cell number or range like \"3-6\"")
             return []
@@ -99,10 +100,13 @@ def _numbers(start: int, end: int, path: KeyPath, ctx: SelectorContext) -> list[
 
 def _by_id(cell_id: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
     ids = [c.id for c in ctx.notebook.cells if c.id]
-    for cell in ctx.notebook.cells:
-        if cell.id == cell_id:
-            return [cell.number]
-    if not ids:
+    matches = [cell.number for cell in ctx.notebook.cells if cell.id == cell_id]
+    if len(matches) == 1:
+        return matches
+    if matches:  # nbformat wants unique ids, but a merge or a hand edit can repeat one
+        where = ", ".join(str(number) for number in matches)
+        ctx.error(path, f"id '{cell_id}' is on cells {where}; select one with its number or a range")
+    elif not ids:
         ctx.error(path, f"no cell has id '{cell_id}': this notebook's cells have no ids (nbformat < 4.5)")
     else:
         ctx.error(path, f"no cell has id '{cell_id}'{did_you_mean(cell_id, ids)}")

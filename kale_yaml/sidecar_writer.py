@@ -5,6 +5,7 @@ one column, the editor's schema line, and a create-only write that never replace
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -112,8 +113,18 @@ def notebook_for_new_sidecar(path: Path) -> tuple[Notebook, Path]:
         raise NotebookError.single(
             Diagnostic(file=display_path(path), message="is a folder: name the notebook (.ipynb) itself")
         )
-    notebook = load_notebook(path.resolve(), display_path(path))
+    # absolute(), not resolve(): the draft names the notebook as the user did, and a link loop is the
+    # reader's to report.
+    notebook = load_notebook(path.absolute(), display_path(path))
     sidecar = sidecar_beside(path)
+    if sidecar.exists() and os.path.samefile(sidecar, path):
+        raise NotebookError.single(
+            Diagnostic(
+                file=display_path(path),
+                message=f"the notebook has the name its sidecar gets ({SIDECAR_NAME}); kale-yaml never"
+                " writes the notebook: rename it (NAME.ipynb) and run the command again",
+            )
+        )
     if sidecar.exists():
         raise _exists(display_path(sidecar))
     return notebook, sidecar

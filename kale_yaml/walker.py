@@ -9,8 +9,9 @@ are summarised by `kale_yaml.scopes`, and their effects applied where their name
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from kale_yaml.scopes import (
     ARGUMENT_MUTATORS,
@@ -34,6 +35,14 @@ class Read:
     lenient: bool  # after a star import or an unreadable cell in this unit
 
 
+class TooDeepToWalk(Exception):
+    """A statement whose nesting exhausted the recursion limit while being walked."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line} is nested too deeply to walk")
+        self.line = line
+
+
 @dataclass
 class Env:
     """What the units so far leave behind."""
@@ -47,6 +56,7 @@ class Env:
 
 
 State = tuple[set[str], set[str], dict[str, int]]  # definitely bound, maybe bound, definitely deleted
+Task = ast.AST | Callable[[], None]  # a node to visit, or work to do once the nodes before it are visited
 
 
 class Walker:
@@ -72,7 +82,15 @@ class Walker:
 
     def run(self, cell: int, tree: ast.Module) -> None:
         self.cell = cell
-        self.block(tree.body)
+        for statement in tree.body:
+            try:
+                self.stmt(statement)
+            except RecursionError:
+                # Expressions are walked without recursion; what is left (blocks in blocks, nested unpacking)
+                # Python itself bounds, but well above what a deep stack leaves here. The cell is reported;
+                # the half-walked statement's context must not leak into the next cells.
+                self.loops, self.comps, self.classes, self.refs = [], [], [], []
+                raise TooDeepToWalk(statement.lineno) from None
 
     # -- state ---------------------------------------------------------------------------------------------
     def deferred_of(self, name: str) -> Deferred:
@@ -384,6 +402,24 @@ class Walker:
         return self.carried(names, lambdas)
 
     def expr(self, node: ast.AST) -> None:
+        """Visit an expression in evaluation order.
+
+        With a stack of tasks rather than recursion: a chain like `1+1+...+1` nests as deep as it is long,
+        and Python runs thousands of terms that would exhaust the recursion limit here.
+        """
+        self.perform([node])
+
+    def perform(self, tasks: list[Task]) -> None:
+        pending = list(reversed(tasks))
+        while pending:
+            task = pending.pop()
+            if isinstance(task, ast.AST):
+                pending.extend(reversed(self.visit(task)))
+            else:
+                task()
+
+    def visit(self, node: ast.AST) -> list[Task]:
+        """Do what `node` itself does now; return what follows in order: its parts, and work after them."""
         if isinstance(node, ast.Name):
             if isinstance(node.ctx, ast.Load):
                 self.load(node.id, node.lineno)
@@ -391,39 +427,44 @@ class Walker:
                 self.bind(node.id, definite=not self.comps)
             else:
                 self.unbind(node.id, node.lineno)
-        elif isinstance(node, ast.NamedExpr):
-            self.expr(node.value)
-            self.bind(node.target.id, definite=not self.comps)
-        elif isinstance(node, ast.Lambda):  # probably called now (`df.apply(lambda r: r * k)`)
-            self.arguments(node.args)
-            deferred = function_deferred(node, frozenset())
-            if self.refs:
-                self.refs[-1][1].append(deferred)
-            self.use(deferred, node.lineno, set())
-        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            self.expr(node.generators[0].iter)
-            names: set[str] = set()
-            self.comps.append(names)
-            for i, generator in enumerate(node.generators):
-                if i:
-                    self.expr(generator.iter)
-                names.update(target_names(generator.target))
-                for condition in generator.ifs:
-                    self.expr(condition)
-            for element in [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]:
-                self.expr(element)
-            self.comps.pop()
-        elif isinstance(node, ast.Call):
-            self.call(node)
-        else:
-            for child in ast.iter_child_nodes(node):
-                self.expr(child)
+            return []
+        if isinstance(node, ast.NamedExpr):
+            return [node.value, lambda: self.bind(node.target.id, definite=not self.comps)]
+        if isinstance(node, ast.Lambda):  # probably called now (`df.apply(lambda r: r * k)`)
+            return [*self.argument_tasks(node.args), lambda: self.lambda_called(node)]
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            return self.comprehension_tasks(node)
+        if isinstance(node, ast.Call):
+            arguments = [*node.args, *(k.value for k in node.keywords)]
+            return [node.func, lambda: self.refs.append((set(), [])), *arguments, lambda: self.called(node)]
+        return list(ast.iter_child_nodes(node))
 
-    def call(self, node: ast.Call) -> None:
-        self.expr(node.func)
-        self.refs.append((set(), []))
-        for argument in [*node.args, *(k.value for k in node.keywords)]:
-            self.expr(argument)
+    def lambda_called(self, node: ast.Lambda) -> None:
+        deferred = function_deferred(node, frozenset())
+        if self.refs:
+            self.refs[-1][1].append(deferred)
+        self.use(deferred, node.lineno, set())
+
+    def comprehension_tasks(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> list[Task]:
+        """The first iterable runs outside; the targets are local to the comprehension from there on."""
+        names: set[str] = set()
+        tasks: list[Task] = [node.generators[0].iter, partial(self.comps.append, names)]
+        for i, generator in enumerate(node.generators):
+            if i:
+                tasks.append(generator.iter)
+            tasks.append(partial(names.update, target_names(generator.target)))
+            tasks.extend(generator.ifs)
+        tasks.extend([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt])
+        tasks.append(self.leave_comprehension)
+        return tasks
+
+    def leave_comprehension(self) -> None:
+        self.comps.pop()
+
+    def called(self, node: ast.Call) -> None:
+        """After a call's arguments: what it may change, and what the changed names now carry."""
         names, lambdas = self.refs.pop()
         if self.refs:
             self.refs[-1][0].update(names)
@@ -435,11 +476,14 @@ class Walker:
             self.change(root_name(node.args[0]), carried)
 
     def arguments(self, args: ast.arguments) -> None:
-        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
-            self.expr(default)
-        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
-            if arg is not None and arg.annotation is not None:
-                self.annotation(arg.annotation)
+        self.perform(self.argument_tasks(args))
+
+    def argument_tasks(self, args: ast.arguments) -> list[Task]:
+        """Defaults are evaluated where the function is defined; annotations only looked at."""
+        defaults: list[Task] = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        annotated = [a.annotation for a in every if a is not None and a.annotation is not None]
+        return defaults + [partial(self.annotation, annotation) for annotation in annotated]
 
     def annotation(self, node: ast.expr) -> None:
         """Annotations may be strings or postponed: their names are taken when provided, never errors."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -579,3 +581,141 @@ def test_keras_models_round_trip(tmp_path: Path) -> None:
     assert save_value("model", model, str(tmp_path / "model")) == "keras"
     loaded: Any = load_value(str(tmp_path / "model"))
     assert loaded.count_params() == model.count_params()
+
+
+# How a step reports its progress and its end to `kale-yaml run`, whatever its cells do.
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _run_in_subprocess(tmp_path: Path, *sources: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    args = {"step": "s", "notebook": "nb.ipynb", "cells": cells(*sources), "parameters": {}, "inputs": {}}
+    args.update({"outputs": {}, **kwargs})
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(args), encoding="utf-8")
+    command = [sys.executable, "-c", RUNNER, str(SOURCE_PATH), str(spec)]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_progress_survives_what_cells_do_to_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("KALE_YAML_EVENTS", str(events))
+    hostile = """
+    import builtins, json, os, sys, time
+    os.environ.clear()
+    os.chdir("/")
+    json.dumps = json.JSONEncoder.encode = os.write = time.time = None
+    builtins.open = builtins.print = None
+    sys.stdout = sys.stderr = None
+    os.closerange(3, 1024)  # the runtime's descriptor on the events file too
+    """
+    reuse = "import os as _os\nnumbers = [_os.open(_os.devnull, _os.O_WRONLY) for _ in range(8)]"
+    done = _run_in_subprocess(tmp_path, hostile, reuse)
+    assert done.returncode == 0, done.stderr
+    kinds = [(e["event"], e.get("cell")) for e in _events(events)]
+    assert kinds == [("started", None), ("cell", 1), ("cell", 2), ("saving", None), ("finished", None)]
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("import sys\nsys.exit(0)", "SystemExit: 0 (the code exited before the step's end)"),
+        ("raise SystemExit(3)", "SystemExit: 3 (the code exited before the step's end)"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    ],
+    ids=["sys.exit(0)", "SystemExit(3)", "KeyboardInterrupt"],
+)
+def test_a_cell_that_exits_fails_the_step_with_a_non_zero_status(
+    source: str, error: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("KALE_YAML_EVENTS", str(events))
+    done = _run_in_subprocess(tmp_path, "x = 1", source, outputs={"x": str(tmp_path / "x")})
+    assert done.returncode != 0  # else kfp would count the step as succeeded and cache its missing outputs
+    failed = _events(events)[-1]
+    assert {k: failed[k] for k in ("event", "cell", "line", "error")} == {
+        "event": "failed",
+        "cell": 2,
+        "line": source.count("\n") + 1,
+        "error": error,
+    }
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_exit_while_saving_an_output_fails_the_step() -> None:
+    source = "class Bye:\n    def __reduce__(self):\n        raise SystemExit(0)\nbye = Bye()"
+    with pytest.raises(StepError, match=r"step 'save': SystemExit: 0"):
+        step("save", source, outputs={"bye": "/nonexistent/never-written"})
+
+
+# A full disk.
+
+
+class _FullDisk:
+    """A file whose writes fail as they do when the disk is full."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def test_a_full_disk_names_the_variable_and_step_being_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - closed by _FullDisk
+        return _FullDisk(handle) if "w" in mode else handle
+
+    monkeypatch.setattr(marshal, "open", full_disk_open, raising=False)
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("KALE_YAML_EVENTS", str(events))
+    out = tmp_path / "rows"
+    with pytest.raises(StepError) as caught:
+        step("load", "rows = list(range(10))", outputs={"rows": str(out)})
+    message = f"step 'load': cannot save variable 'rows' to {out}: No space left on device"
+    assert str(caught.value) == message
+    assert _events(events)[-1]["error"] == message
+    assert not out.exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs; skipped where this user may not mount one."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"cannot mount a tmpfs here: {error}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+
+
+def test_a_really_full_disk_names_the_variable_and_leaves_no_partial_value(tiny_disk: Path) -> None:
+    out = tiny_disk / "blob"
+    with pytest.raises(
+        StepError, match=r"^step 'load': cannot save variable 'blob' to .*: No space left on device$"
+    ):
+        save_value("blob", os.urandom(1 << 20), str(out), step="load")
+    assert not out.exists()

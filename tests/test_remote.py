@@ -4,7 +4,12 @@ that records what the client sends and answers with minimal valid JSON."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -15,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
 from kale_yaml.cli import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.remote import SubmitError, follow, submit
+from kale_yaml.remote import SubmitError, follow, host_from_environment, submit
 from tests.conftest import CASES, CopyCase
 
 API = "/apis/v2beta1"
 LIFETIME = 60.0  # the server stops by itself after this long, whatever the test does
+LOGIN_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body><form></form></body></html>"
 
 
 @dataclass
@@ -32,6 +39,7 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
 
 @dataclass
@@ -40,6 +48,11 @@ class FakeKfp:
 
     states: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "SUCCEEDED"])
     refuse_run: bool = False
+    # How the server misbehaves: "kfp" does not; "garbage" answers bytes that are not HTTP; "hangup" closes
+    # the connection without an answer; "html" answers a login page to everything; "redirect" sends
+    # everything to a login page; "empty-json" answers `{}` to everything; "hang" answers the health check
+    # and never the API; "error" answers 500 to everything.
+    mode: str = "kfp"
     experiments: dict[str, str] = field(default_factory=lambda: {"existing": "exp-0"})
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
@@ -87,6 +100,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKfp]
     for name in ("KFP_HOST", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     fake = FakeKfp()
+    stop = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -98,11 +112,35 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKfp]
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             query = urllib.parse.parse_qs(parsed.query)
-            fake.requests.append(Recorded(self.command, parsed.path, query, body))
-            status, answer = fake.answer(self.command, parsed.path, query, body)
-            data = json.dumps(answer).encode("utf-8")
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            fake.requests.append(Recorded(self.command, parsed.path, query, body, headers))
+            if fake.mode == "garbage":
+                self.close_connection = True
+                self.wfile.write(b"\x00\x17 not HTTP at all\r\n\r\n")
+            elif fake.mode == "hangup":
+                self.close_connection = True
+            elif fake.mode == "html" or (fake.mode == "redirect" and parsed.path == "/login"):
+                self._send(200, "text/html; charset=utf-8", LOGIN_PAGE)
+            elif fake.mode == "redirect":
+                self.send_response(302)
+                self.send_header("Location", "/login")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif fake.mode == "empty-json":
+                self._send(200, "application/json", b"{}")
+            elif fake.mode == "error":
+                failure = {"error": "database is down", "code": 13, "message": "database is down"}
+                self._send(500, "application/json", json.dumps(failure).encode("utf-8"))
+            elif fake.mode == "hang" and parsed.path != f"{API}/healthz":
+                self.close_connection = True
+                stop.wait(LIFETIME)  # until the test ends, then hang up without an answer
+            else:
+                status, answer = fake.answer(self.command, parsed.path, query, body)
+                self._send(status, "application/json", json.dumps(answer).encode("utf-8"))
+
+        def _send(self, status: int, content_type: str, data: bytes) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -111,7 +149,6 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKfp]
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.timeout = 0.1
-    stop = threading.Event()
     deadline = time.monotonic() + LIFETIME
 
     def serve() -> None:
@@ -278,3 +315,306 @@ def test_local_runs_here_even_when_kfp_host_is_set(
     assert server.requests == []
     assert (folder / ".kale" / "runs").is_dir()
     assert main(["run", str(folder), "--local", "--host", server.url]) == 2
+
+
+# -- servers that are not what they should be: every one ends in one plain message, quickly ----------------
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    logged: list[str]  # what kfp, its API client or urllib3 logged: the user must not see any of it
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Outcome:
+    caplog.set_level(logging.DEBUG)
+    capsys.readouterr()
+    started = time.monotonic()
+    code = main(args)
+    seconds = time.monotonic() - started
+    captured = capsys.readouterr()
+    foreign = [r for r in caplog.records if r.name == "root" or r.name.startswith(("kfp", "urllib3"))]
+    return Outcome(code, captured.out, captured.err, seconds, [r.getMessage() for r in foreign])
+
+
+def stable(text: str) -> str:
+    """The fake server's port changes from run to run."""
+    return re.sub(r"127\.0\.0\.1:\d+", "HOST:PORT", text)
+
+
+def assert_plain(outcome: Outcome) -> None:
+    assert outcome.code == 1
+    assert "Traceback" not in outcome.out + outcome.err
+    assert outcome.logged == []
+    assert outcome.seconds < 5
+
+
+@pytest.mark.parametrize(("mode", "wait"), [("garbage", False), ("garbage", True), ("hangup", False)])
+def test_a_server_that_answers_garbage_or_nothing_is_a_plain_error(
+    mode: str,
+    wait: bool,
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = mode
+    folder = copy_case(CASES / "valid" / "after_edge")
+    args = ["run", str(folder), "--host", server.url, *(["--wait"] if wait else [])]
+    outcome = run_cli(args, capsys, caplog)
+    assert_plain(outcome)
+    assert stable(outcome.err) == snapshot
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("http://127.0.0.1:1/\nx", id="newline"),
+        pytest.param("127.0.0.1:1\r", id="carriage-return"),
+        pytest.param("http://kfp example", id="space"),
+        pytest.param("http://kfp\x00", id="nul"),
+        pytest.param("ftp://kfp.example", id="ftp"),
+        pytest.param("http://", id="no-host"),
+        pytest.param("http://:8888", id="only-a-port"),
+        pytest.param("kfp.example:port", id="port-not-a-number"),
+        pytest.param("kfp.example:99999", id="port-too-big"),
+        pytest.param("http://kfp.example/?user=me", id="query"),
+        pytest.param("http://[::1", id="unclosed-ipv6"),
+    ],
+)
+def test_a_host_that_is_not_a_usable_url_is_a_plain_error_before_building(
+    host: str,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", host], capsys, caplog)
+    assert_plain(outcome)
+    assert not (folder / ".kale").exists()
+    assert outcome.err == snapshot
+
+
+def test_a_bad_host_from_the_api_is_a_submit_error(copy_case: CopyCase) -> None:
+    result = built(copy_case, "after_edge")
+    with pytest.raises(SubmitError, match="newline"):
+        submit(result.project, result.yaml_path, "http://kfp\n")
+
+
+@pytest.mark.parametrize("mode", ["html", "redirect"])
+def test_a_login_page_in_front_of_kfp_is_named_with_how_to_authenticate(
+    mode: str,
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = mode
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url, "--wait"], capsys, caplog)
+    assert_plain(outcome)
+    assert "submitted" not in outcome.out
+    assert "KF_PIPELINES_SA_TOKEN_PATH" in outcome.err
+    assert stable(outcome.err) == snapshot
+
+
+def test_the_token_in_kf_pipelines_sa_token_path_is_sent(
+    server: FakeKfp, copy_case: CopyCase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("secret-token\n", encoding="utf-8")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    result = built(copy_case, "after_edge")
+    submit(result.project, result.yaml_path, server.url)
+    assert server.requests
+    assert {r.headers.get("authorization") for r in server.requests} == {"Bearer secret-token"}
+
+
+def test_the_cookie_in_kfps_context_file_is_sent(server: FakeKfp, copy_case: CopyCase) -> None:
+    import kfp.client.client
+
+    context = {"namespace": "", "client_authentication_cookie": "authservice_session=abc"}
+    Path(kfp.client.client.Client._LOCAL_KFP_CONTEXT).write_text(json.dumps(context), encoding="utf-8")
+    result = built(copy_case, "after_edge")
+    submit(result.project, result.yaml_path, server.url)
+    assert {r.headers.get("cookie") for r in server.requests} == {"authservice_session=abc"}
+
+
+def test_a_missing_token_file_is_named_before_anything_is_sent(
+    server: FakeKfp, copy_case: CopyCase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "nothing"))
+    result = built(copy_case, "after_edge")
+    with pytest.raises(SubmitError, match="KF_PIPELINES_SA_TOKEN_PATH names no readable token file"):
+        submit(result.project, result.yaml_path, server.url)
+    assert server.requests == []
+
+
+def test_a_json_server_that_is_not_kfp_is_not_taken_for_a_submitted_run(
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = "empty-json"
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url, "--wait"], capsys, caplog)
+    assert_plain(outcome)
+    assert "None" not in outcome.out + outcome.err
+    assert stable(outcome.err) == snapshot
+
+
+def test_a_run_without_an_id_is_not_followed(server: FakeKfp, copy_case: CopyCase) -> None:
+    result = built(copy_case, "after_edge")
+    real_answer = server.answer
+
+    def without_run_id(method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        status, answer = real_answer(method, path, query, body)
+        if path == f"{API}/runs":
+            answer.pop("run_id")
+        return status, answer
+
+    server.answer = without_run_id  # type: ignore[method-assign]
+    with pytest.raises(SubmitError, match="no run_id"):
+        submit(result.project, result.yaml_path, server.url)
+
+
+def test_an_api_that_never_answers_ends_at_the_request_timeout(
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = "hang"
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url, "--timeout", "0.5"], capsys, caplog)
+    assert_plain(outcome)
+    assert server.sent("GET", f"{API}/healthz")  # the health check answered; the API did not
+    assert stable(outcome.err) == snapshot
+
+
+def test_wait_gives_up_after_the_wait_timeout(
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.states = ["PENDING"]
+    folder = copy_case(CASES / "valid" / "after_edge")
+    args = ["run", str(folder), "--host", server.url, "--wait", "--wait-timeout", "0.5"]
+    outcome = run_cli(args, capsys, caplog)
+    assert_plain(outcome)
+    assert "pending" in outcome.out
+    assert stable(outcome.err) == snapshot
+
+
+def test_follow_stops_at_its_limit_with_the_run_still_going(server: FakeKfp, copy_case: CopyCase) -> None:
+    server.states = ["PENDING", "RUNNING"]
+    result = built(copy_case, "after_edge")
+    sent = submit(result.project, result.yaml_path, server.url)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    seen: list[str] = []
+    with pytest.raises(SubmitError, match="still running after 60 s"):
+        for progress in follow(sent, interval=5, wait_timeout=60, sleep=sleep, clock=lambda: now[0]):
+            seen.append(progress.state)
+    assert seen == ["PENDING", "RUNNING"]
+    assert now[0] == 60
+
+
+def test_a_server_error_fails_fast_without_kfps_logs(
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = "error"
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url], capsys, caplog)
+    assert_plain(outcome)
+    assert len(server.sent("GET", f"{API}/healthz")) == 1  # asked once, not five times
+    assert stable(outcome.err) == snapshot
+
+
+def test_a_server_error_shows_only_kale_yamls_message_on_the_real_stderr(
+    server: FakeKfp, copy_case: CopyCase, tmp_path: Path
+) -> None:
+    """pytest captures log records itself; only a process of its own shows what a user's terminal shows."""
+    server.mode = "error"
+    folder = copy_case(CASES / "valid" / "after_edge")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_", "KF_PIPELINES_"))}
+    env["HOME"] = str(tmp_path)  # no ~/.config/kfp/context.json
+    command = [sys.executable, "-m", "kale_yaml.cli", "run", str(folder), "--host", server.url]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert stable(done.stderr).splitlines() == [
+        "error: http://HOST:PORT: the KFP server failed the health check: 500 Internal Server Error: "
+        "database is down"
+    ]
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_a_usage_error(
+    host: str, copy_case: CopyCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    assert main(["run", str(folder), "--host", host]) == 2
+    assert "kale-yaml run: --host needs a URL" in capsys.readouterr().err
+    assert not (folder / ".kale").exists()
+
+
+@pytest.mark.parametrize("value", ["", "  ", "\n"])
+def test_an_empty_kfp_host_counts_as_unset(
+    value: str, copy_case: CopyCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KFP_HOST", value)
+    assert host_from_environment(None) is None
+    folder = copy_case(CASES / "valid" / "after_edge")
+    assert main(["run", str(folder), "--wait"]) == 2
+    assert "need --host URL (or KFP_HOST)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--timeout", "0"],
+        ["--timeout", "soon"],
+        ["--timeout", "nan"],
+        ["--wait-timeout", "-1"],
+        ["--wait-timeout", "inf"],
+    ],
+)
+def test_timeouts_are_positive_numbers_of_seconds(
+    args: list[str], copy_case: CopyCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(folder), "--host", "http://127.0.0.1:1", *args])
+    assert exited.value.code == 2
+    assert "a positive number of seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--timeout", "5"], ["--wait", "--wait-timeout", "5"]])
+def test_timeouts_need_a_host(
+    args: list[str], copy_case: CopyCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    assert main(["run", str(folder), *args]) == 2
+    assert "need --host URL (or KFP_HOST)" in capsys.readouterr().err
+
+
+def test_wait_timeout_needs_wait(copy_case: CopyCase, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_case(CASES / "valid" / "after_edge")
+    assert main(["run", str(folder), "--host", "http://127.0.0.1:1", "--wait-timeout", "5"]) == 2
+    assert "--wait-timeout needs --wait" in capsys.readouterr().err

@@ -31,6 +31,11 @@ OVERRIDES: dict[str, dict[str, str]] = {
     "wine": {"seed": "3", "C": "0.05", "n_estimators": "5"},
     "parameter_override": {"n": "5", "label": "yy", "extra": "1"},
     "textstats": {"top_n": "3", "min_word_length": "5"},
+    "json_parameters": {
+        "sizes": "[4, 1]",
+        "cfg": '{"depth": 2, "rates": [1, 2.5], "name": "y", "on": false, "none": null}',
+        "scale": "2",
+    },
 }
 RUNS: list[tuple[Path, dict[str, str]]] = [(folder, {}) for folder in [*case_dirs("valid"), *EXAMPLES]] + [
     (folder, OVERRIDES[folder.name])
@@ -174,9 +179,9 @@ def test_run_computes_what_the_notebook_computes(
 ) -> None:
     work = copy_case(folder)
     project = api.validate(work)
-    from kale_yaml.local import parse_params
+    from kale_yaml.parameters import parse_params
 
-    typed = parse_params(project.pipeline, params)
+    typed = parse_params(project.config.parameters, params)
     kept, expected_metrics = reference(project, typed, tmp_path / "reference")
     with_all_outputs(work, kept)
 

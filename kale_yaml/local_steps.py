@@ -1,0 +1,326 @@
+"""How `kale-yaml run` follows its steps: the runtime's events, each step's process, and stopping a run.
+
+kfp.local starts each step with `subprocess_task_handler.run_local_subprocess` and keeps only whether it
+exited 0. For the run we put `StepProcesses.run` in its place, which starts the same command and knows more:
+- which step a process is (kfp's `--function_to_execute` argument), and its exit code or signal;
+- a step has succeeded only when its runtime reported "finished". A process that exits 0 without that
+  (os._exit(0), a signal handler's exit, ...) is reported to kfp as failed, so kfp neither caches nor hands
+  on the outputs it never wrote: a cache entry exists only for a step that finished;
+- every step runs in a process group of its own, which a stopped run ends, so no step outlives the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kale_yaml.errors import Diagnostic
+
+# How long a stopped step gets between SIGTERM and SIGKILL.
+STOP_GRACE_SECONDS = 5.0
+# What a step that died was doing, by the runtime's last event.
+_DOING = {
+    "cell": " during this cell",
+    "loading": " while loading its inputs,",
+    "saving": " while saving its outputs,",
+}
+
+
+@dataclass
+class StepStatus:
+    name: str
+    state: str = "waiting"  # waiting | running | done | cached | failed | interrupted | not run
+    seconds: float | None = None
+    started: float | None = None
+
+
+class RunInterrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP reached `kale-yaml run`. A BaseException, as KeyboardInterrupt is, so no
+    `except Exception` on its way out of kfp stops it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """While the run goes on, the first SIGINT, SIGTERM or SIGHUP raises RunInterrupted in the main thread.
+
+    A signal sent to `kale-yaml` alone (not its group) would otherwise end it and leave its steps running.
+    Later signals are ignored, so that stopping the steps is not itself cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python delivers signals to the main thread only: whoever runs us there handles them
+        return
+    fired = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise RunInterrupted(signum)
+
+    saved: dict[int, Any] = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            number = getattr(signal, name)
+            saved[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def exit_text(returncode: int) -> str:
+    """A step's exit status in words. The step's Python runs under `sh`, which reports a child killed by
+    signal N as exit status 128+N."""
+    signum = -returncode if returncode < 0 else returncode - 128
+    if returncode < 0 or (returncode > 128 and signum in signal.valid_signals()):
+        return f"killed by signal {signal_name(signum)}"
+    return f"exit code {returncode}"
+
+
+def task_key(name: str) -> str:
+    """A function or task name as kfp names a task ('s2_step' is task 's2-step')."""
+    return re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-")
+
+
+class EventFollower:
+    """Reads the runtime's events while the run goes on, reports step changes, and decides each step's end."""
+
+    def __init__(
+        self,
+        path: Path,
+        statuses: dict[str, StepStatus],
+        on_update: Callable[[StepStatus], None] | None,
+        log_name: str,
+    ) -> None:
+        self.path = path
+        self.statuses = statuses
+        self.on_update = on_update
+        self.log_name = log_name
+        self.failure: Diagnostic | None = None
+        self.notebooks: dict[str, str] = {}  # step -> notebook, from its "started" event
+        self.cells: dict[str, int] = {}  # step -> the cell it announced last
+        self.phases: dict[str, str] = {}  # step -> "cell", "loading" or "saving"
+        self._offset = 0
+        self._lock = threading.Lock()  # the follower's thread and the step processes' ends both drain
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="kale-yaml-events", daemon=True)
+
+    def __enter__(self) -> EventFollower:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(0.1):
+            self.drain()
+
+    def drain(self) -> None:
+        with self._lock, open(self.path, encoding="utf-8") as events:
+            events.seek(self._offset)
+            while True:
+                line = events.readline()
+                if not line.endswith("\n"):
+                    break
+                self._offset += len(line.encode("utf-8"))
+                self._handle(json.loads(line))
+
+    def ended(self, step: str | None, returncode: int) -> int:
+        """A step's process has exited: the exit status kfp should see (non-zero unless it finished)."""
+        self.drain()
+        with self._lock:
+            name = step if step in self.statuses else self._running()
+            if name is None:
+                return returncode  # not a step: a snapshot task
+            status = self.statuses[name]
+            if status.state == "failed":
+                return returncode or 1
+            if status.state == "done" and returncode == 0:
+                return 0
+            self._fail(status, self._ended_early(status, returncode))
+            return returncode or 1
+
+    def interrupted(self, step: str | None, signum: int) -> None:
+        """The run was stopped by signum while step (None: no step) ran."""
+        self.drain()
+        with self._lock:
+            name = step if step in self.statuses else self._running()
+            what = f"the run was stopped by {signal_name(signum)}"
+            if name is None:
+                self._set_failure(Diagnostic(file=self.log_name, message=what))
+                return
+            status = self.statuses[name]
+            message = f"{what} while step '{name}' ran; the step was stopped"
+            self._set_failure(self._located(name, message))
+            self._change(status, "interrupted", time.time())
+
+    def _running(self) -> str | None:
+        running = [status.name for status in self.statuses.values() if status.state == "running"]
+        return running[0] if len(running) == 1 else None
+
+    def _ended_early(self, status: StepStatus, returncode: int) -> Diagnostic:
+        name, how = status.name, exit_text(returncode)
+        if status.state == "done":
+            message = f"step '{name}' finished its cells, then its process ended with {how}; see the log"
+            return Diagnostic(file=self.log_name, message=message)
+        if status.state == "waiting":
+            message = f"step '{name}' ended before its cells ran: {how}; see the log"
+            return Diagnostic(file=self.log_name, message=message)
+        doing = _DOING.get(self.phases.get(name, ""), "")
+        return self._located(name, f"step '{name}' ended{doing} without finishing: {how}")
+
+    def _located(self, step: str, message: str) -> Diagnostic:
+        """At the step's current cell when it is running one, else in its notebook (else the run's log)."""
+        notebook = self.notebooks.get(step)
+        if notebook is None:
+            return Diagnostic(file=self.log_name, message=message)
+        cell = self.cells.get(step) if self.phases.get(step) == "cell" else None
+        return Diagnostic(file=notebook, cell=cell, message=message)
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "snapshot_failed":
+            folder, volume = str(event.get("folder")), event.get("volume")
+            when = "after the run" if folder == "after_run" else f"before step '{folder}'"
+            message = f"the snapshot of volume '{volume}' {when} failed: {event.get('error', '')}"
+            self._set_failure(Diagnostic(file=str(event.get("path", "")), message=message))
+            return
+        status = self.statuses.get(str(event.get("step")))
+        if status is None:
+            return
+        name = status.name
+        if kind == "started":
+            self.notebooks[name] = str(event.get("notebook", ""))
+            status.started = float(event["time"])
+            self._change(status, "running")
+        elif kind == "cell":
+            self.cells[name], self.phases[name] = int(event["cell"]), "cell"
+        elif kind in ("loading", "saving"):
+            self.phases[name] = str(kind)
+        elif kind == "finished":
+            self._change(status, "done", float(event["time"]))
+        elif kind == "failed":
+            error = str(event.get("error", "")).removeprefix(f"step '{name}': ")
+            message = f"step '{name}' failed: {error}\n{event.get('traceback', '')}".rstrip()
+            notebook, cell, line = str(event.get("notebook", "")), event.get("cell"), event.get("line")
+            self._set_failure(Diagnostic(file=notebook, cell=cell, line=line, message=message))
+            self._change(status, "failed", float(event["time"]))
+
+    def _fail(self, status: StepStatus, failure: Diagnostic) -> None:
+        self._set_failure(failure)
+        self._change(status, "failed", time.time())
+
+    def _set_failure(self, failure: Diagnostic) -> None:
+        if self.failure is None:  # the first failure caused the rest
+            self.failure = failure
+
+    def _change(self, status: StepStatus, state: str, when: float | None = None) -> None:
+        status.state = state
+        if when is not None and status.started is not None:
+            status.seconds = when - status.started
+        if self.on_update:
+            self.on_update(status)
+
+
+class StepProcesses:
+    """Runs kfp.local's step subprocesses in its place (see the module's docstring)."""
+
+    def __init__(self, follower: EventFollower, steps_by_function: dict[str, str]) -> None:
+        self.follower = follower
+        self.steps = {task_key(function): step for function, step in steps_by_function.items()}
+        self.current: str | None = None  # the step whose process runs now
+
+    def run(self, full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        """kfp's run_local_subprocess: the step's output goes to stdout (the run's log); its exit status."""
+        function = _argument(full_command, "--function_to_execute")
+        step = self.steps.get(task_key(function)) if function else None
+        environment = {**os.environ, **(env_vars or {})}
+        with subprocess.Popen(
+            full_command,
+            stdin=subprocess.DEVNULL,  # a cell that reads input gets EOF instead of waiting for ever
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            env=environment,
+            start_new_session=True,  # its own process group: stopping the step stops what it started
+        ) as process:
+            self.current = step
+            try:
+                for line in process.stdout or ():
+                    print(line, end="")
+                print("\n")
+                returncode = process.wait()
+            except BaseException:
+                _stop(process)
+                raise
+        self.current = None
+        return self.follower.ended(step, returncode)
+
+    def step_of_task(self, task: str) -> str | None:
+        return self.steps.get(task_key(task))
+
+
+@contextlib.contextmanager
+def supervising(processes: StepProcesses) -> Iterator[None]:
+    """kfp.local runs its step subprocesses through processes.run while the block runs."""
+    from kfp.local import subprocess_task_handler
+
+    original = subprocess_task_handler.run_local_subprocess
+    subprocess_task_handler.run_local_subprocess = processes.run
+    try:
+        yield
+    finally:
+        subprocess_task_handler.run_local_subprocess = original
+
+
+def _argument(command: list[str], flag: str) -> str | None:
+    for name, value in itertools.pairwise(command):
+        if name == flag:
+            return value
+    return None
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """End a step and whatever it started: SIGTERM to its process group, then SIGKILL to any survivor."""
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    # The shell is gone now; a cell that ignores SIGTERM, or a process it started, may not be.
+    _signal_group(process, getattr(signal, "SIGKILL", signal.SIGTERM))
+    process.wait()
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signum)
+        else:  # no process groups (Windows): the step's own process
+            process.send_signal(signum)
