@@ -1,4 +1,4 @@
-"""Section `marshal`: kale_yaml.marshal's save_value + load_value against each type's own format and dill.
+"""Section `marshal`: the step runtime's save_value + load_value against each type's own format and dill.
 
 Measured in this process, in a temporary folder under /tmp that is deleted afterwards. A sample is one save
 followed by one load of the same value (from the page cache, as a local run reads it); ours writes a fresh
@@ -24,7 +24,7 @@ from typing import Any
 import dill
 
 from bench.common import Row, Section, Settings, timed
-from kale_yaml import marshal
+from kale_yaml.runtime import marshal
 
 RoundTrip = Callable[[Any, Path], Any]  # (value, scratch folder) -> the value read back
 

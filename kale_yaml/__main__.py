@@ -1,3 +1,3 @@
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 
 raise SystemExit(main())

@@ -2,46 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kale_yaml import schema
-from kale_yaml.analysis import analyse
-from kale_yaml.cluster import ClusterError
-from kale_yaml.document import load_document
-from kale_yaml.errors import Diagnostic, DocumentError, KaleYamlError
-from kale_yaml.model import Config
-from kale_yaml.notebook import load_notebook, notebook_path
-from kale_yaml.plan import Pipeline, plan
-from kale_yaml.render import cluster_problems, function_name, render
-from kale_yaml.resolve import resolve
+from kale_yaml.analysis.steps import analyse
+from kale_yaml.errors import Diagnostic, KaleYamlError
+from kale_yaml.load import schema
+from kale_yaml.load.document import load_document
+from kale_yaml.load.notebook import load_notebook, notebook_path
+from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path, find_sidecar
+from kale_yaml.plan.dag import plan
+from kale_yaml.plan.project import Project
+from kale_yaml.render.generate import cluster_problems, function_name, project_source
+from kale_yaml.resolve.cluster import ClusterError
+from kale_yaml.resolve.config import resolve
 
 if TYPE_CHECKING:
-    from kale_yaml.compile import Kept
-
-SIDECAR_NAME = "pipeline.kale.yaml"
-DEFAULT_OUTPUT_DIR = ".kale"
-
-
-@dataclass(frozen=True)
-class Project:
-    """A validated sidecar: everything needed to render, run or describe the pipeline."""
-
-    sidecar: Path
-    pipeline: Pipeline
-
-    @property
-    def config(self) -> Config:
-        return self.pipeline.config
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return self.pipeline.warnings
-
+    from kale_yaml.render.compile import Kept
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -49,26 +29,6 @@ class BuildResult:
     python_path: Path
     yaml_path: Path
     changed: bool  # whether the files on disk differed from this build (or did not exist)
-
-
-def display_path(path: Path) -> str:
-    """A path as messages show it: relative to the working folder when it is inside it."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
-
-
-def find_sidecar(path: Path | str | None) -> Path:
-    """`PATH` of the commands: a sidecar file, or a folder holding `pipeline.kale.yaml`."""
-    candidate = Path(path) if path is not None else Path.cwd()
-    if candidate.is_dir():
-        candidate = candidate / SIDECAR_NAME
-    # Anything there gets read, and reading says what is wrong with it (a FIFO, a symbolic link loop).
-    if not os.path.lexists(candidate):
-        raise DocumentError.single(Diagnostic(file=display_path(candidate), message="no such sidecar file"))
-    return candidate
 
 
 def validate(path: Path | str | None = None) -> Project:
@@ -101,17 +61,11 @@ def validate(path: Path | str | None = None) -> Project:
 
 def generate(project: Project, *, local: bool = False) -> str:
     """The text of `NAME.pipeline.py`."""
-    # Names as the sidecar writes them, never relative to the working folder: same input, same bytes.
-    return render(
-        project.pipeline,
-        sidecar_name=project.sidecar.name,
-        notebook_name=str(project.config.document.data["notebook"]),
-        local=local,
-    )
+    return project_source(project, local=local)
 
 
 def compile_pipeline(project: Project, source: str) -> str:
-    from kale_yaml.compile import compile_source
+    from kale_yaml.render.compile import compile_source
 
     return compile_source(source, function_name(project.pipeline), project.config.document.display_name)
 
@@ -126,7 +80,7 @@ def build(
     path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False
 ) -> BuildResult:
     """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
-    from kale_yaml.compile import refuse_kept, write_atomically
+    from kale_yaml.render.compile import refuse_kept, write_atomically
 
     project = validate(path)
     python_path, yaml_path = output_paths(project, out_dir)
@@ -151,7 +105,7 @@ def _differs(path: Path, text: str) -> bool:
 def kept_inputs(project: Project, out_dir: Path | str | None) -> list[Kept]:
     """The notebook and the sidecar, which no output may replace. The error is where the user can change
     it: at `-o` when an output folder was given, else at the notebook's key (or the sidecar's file)."""
-    from kale_yaml.compile import Kept
+    from kale_yaml.render.compile import Kept
 
     def refusal(kind: str, at_input: Callable[[str], Diagnostic]) -> Callable[[Path], Diagnostic]:
         def refuse(output: Path) -> Diagnostic:

@@ -21,5 +21,5 @@ def data_dir(name: str) -> Path:
 
 
 def runtime_source() -> str:
-    """The marshalling runtime that every generated step carries (see marshal.py)."""
-    return (_PACKAGE / "marshal.py").read_text(encoding="utf-8")
+    """The marshalling runtime that every generated step carries (see runtime/marshal.py)."""
+    return (_PACKAGE / "runtime" / "marshal.py").read_text(encoding="utf-8")

@@ -11,9 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kale_yaml.analysis import Analysis, CellMagicError, StepFlow, analyse, cell_facts, executable_source
+from kale_yaml.analysis.steps import (
+    Analysis,
+    CellMagicError,
+    StepFlow,
+    analyse,
+    cell_facts,
+    executable_source,
+)
 from kale_yaml.errors import AnalysisError, Diagnostic
-from kale_yaml.model import Cell
+from kale_yaml.load.cells import Cell
 
 
 def cell(number: int, source: str, cell_type: str = "code") -> Cell:

@@ -14,7 +14,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
 
 Fingerprint = tuple[bytes, int, int]

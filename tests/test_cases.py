@@ -19,7 +19,7 @@ VALID = case_dirs("valid")
 INVALID = case_dirs("invalid")
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/pipeline.kale.yaml"))
 RUNTIME_PLACEHOLDER = (
-    "'<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'"
+    "'<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'"
 )
 
 
@@ -29,7 +29,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 def reviewable(source: str) -> str:
     """Generated code with the (identical, separately tested) runtime literal folded away."""
-    from kale_yaml.pyliteral import block
+    from kale_yaml.render.pyliteral import block
 
     return source.replace(block(runtime_source()), RUNTIME_PLACEHOLDER)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from kale_yaml.cell_table import CellRow, cells_view
-from kale_yaml.cli import main
+from kale_yaml.authoring.cell_table import CellRow, cells_view
+from kale_yaml.cli.main import main
 from tests.conftest import CASES, REPO, CopyCase
 
 WINE = REPO / "examples" / "wine"

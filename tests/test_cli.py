@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 from tests.conftest import CASES, REPO, CopyCase
 
 WINE = REPO / "examples" / "wine"

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from kale_yaml import api
-from kale_yaml.cli import main
-from kale_yaml.cluster import ClusterError, cpu_text, duration_seconds, env_text
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
+from kale_yaml.resolve.cluster import ClusterError, cpu_text, duration_seconds, env_text
 from tests.conftest import CASES, CopyCase
 from tests.test_cluster import EVERYTHING, tasks_of
 from tests.test_hostile import HOSTILE
@@ -212,7 +212,7 @@ def test_hostile_strings_in_cluster_keys_reach_the_compiled_pipeline_unchanged(
 
 
 def test_validate_finds_cluster_problems_without_rendering(copy_case: CopyCase) -> None:
-    from kale_yaml.render import cluster_problems
+    from kale_yaml.render.generate import cluster_problems
 
     assert cluster_problems(api.validate(EVERYTHING).pipeline) == []
     change = {"pipeline.env": {"KALE_YAML_X": "1"}, "steps.1.resources": {"cpu": "0"}}
@@ -223,7 +223,7 @@ def test_validate_finds_cluster_problems_without_rendering(copy_case: CopyCase) 
 
 
 def test_a_local_run_lists_the_cluster_only_settings_it_ignores() -> None:
-    from kale_yaml.local import ignored_settings
+    from kale_yaml.run.local import ignored_settings
 
     notes = ignored_settings(api.validate(EVERYTHING).pipeline)
     assert notes[:4] == [

@@ -14,11 +14,12 @@ import nbformat
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from kale_yaml import api, marshal
-from kale_yaml.analysis import analyse, cell_facts
+from kale_yaml import api
+from kale_yaml.analysis.steps import analyse, cell_facts
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.local import RunOptions, run_local
-from kale_yaml.model import Cell
+from kale_yaml.load.cells import Cell
+from kale_yaml.run.local import RunOptions, run_local
+from kale_yaml.runtime import marshal
 
 LONG_SUM = "x = " + "+".join(["1"] * 1500)  # plain Python compiles and runs it
 NESTED_LAMBDAS = "f = " + "lambda: " * 1500 + "1"

@@ -11,9 +11,9 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.cli import main
-from kale_yaml.graph import dot_id, edge_label, graph_text, mermaid_id, mermaid_label
-from kale_yaml.plan import Edge
+from kale_yaml.cli.main import main
+from kale_yaml.plan.dag import Edge
+from kale_yaml.plan.graph import dot_id, edge_label, graph_text, mermaid_id, mermaid_label
 from tests.conftest import CASES, REPO, CopyCase
 
 WINE = REPO / "examples" / "wine"

@@ -11,9 +11,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from kale_yaml import api, marshal
+from kale_yaml import api
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.local import RunOptions, run_local
+from kale_yaml.run.local import RunOptions, run_local
+from kale_yaml.runtime import marshal
 from tests.conftest import CASES, CopyCase
 
 

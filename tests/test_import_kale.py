@@ -14,12 +14,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.cli import main
+from kale_yaml.authoring.kale_import import KaleImport, import_kale, import_to_sidecar, kale_ancestors
+from kale_yaml.authoring.kale_settings import Settings, apply_setting
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.kale_import import KaleImport, import_kale, import_to_sidecar, kale_ancestors
-from kale_yaml.kale_settings import Settings, apply_setting
-from kale_yaml.notebook import load_notebook
-from kale_yaml.plan import Pipeline
+from kale_yaml.load.notebook import load_notebook
+from kale_yaml.plan.dag import Pipeline
 from tests.conftest import CASES
 
 KALE = CASES / "kale"

@@ -13,11 +13,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.cli import main
-from kale_yaml.draft import is_import_only, pipeline_name, step_name, top_sections
-from kale_yaml.model import Cell
-from kale_yaml.notebook import load_notebook
-from kale_yaml.schema import load_schema
+from kale_yaml.authoring.draft import is_import_only, pipeline_name, step_name, top_sections
+from kale_yaml.cli.main import main
+from kale_yaml.load.cells import Cell
+from kale_yaml.load.notebook import load_notebook
+from kale_yaml.load.schema import load_schema
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples"

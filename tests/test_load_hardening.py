@@ -24,14 +24,15 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from syrupy.assertion import SnapshotAssertion
 
-from kale_yaml import api, schema
-from kale_yaml.cell_table import cells_view
-from kale_yaml.document import MAX_DEPTH, MAX_TEXT, MAX_VALUES, parse_document
-from kale_yaml.draft import init_sidecar
+from kale_yaml import api
+from kale_yaml.authoring.cell_table import cells_view
+from kale_yaml.authoring.draft import init_sidecar
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.input_file import NOTEBOOK_LIMIT, SIDECAR_LIMIT
-from kale_yaml.notebook import MAX_JSON_DEPTH, json_too_deep_at, notebook_path
-from kale_yaml.selectors import CELL_RANGE
+from kale_yaml.load import schema
+from kale_yaml.load.document import MAX_DEPTH, MAX_TEXT, MAX_VALUES, parse_document
+from kale_yaml.load.input_file import NOTEBOOK_LIMIT, SIDECAR_LIMIT
+from kale_yaml.load.notebook import MAX_JSON_DEPTH, json_too_deep_at, notebook_path
+from kale_yaml.resolve.selectors import CELL_RANGE
 from tests.conftest import CASES, REPO
 
 NOTEBOOK = CASES / "invalid" / "yaml_control_character" / "nb.ipynb"  # markdown, `x = 1`, `print(x)`

@@ -12,10 +12,11 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from kale_yaml import api, marshal
-from kale_yaml.cli import main
+from kale_yaml import api
+from kale_yaml.cli.main import main
 from kale_yaml.errors import RunError
-from kale_yaml.local import RunOptions, RunResult, run_local
+from kale_yaml.run.local import RunOptions, RunResult, run_local
+from kale_yaml.runtime import marshal
 from tests.test_run import step_outputs
 
 

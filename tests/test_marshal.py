@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from kale_yaml import marshal
-from kale_yaml.marshal import (
+from kale_yaml.runtime import marshal
+from kale_yaml.runtime.marshal import (
     CellError,
     MetricError,
     StepError,

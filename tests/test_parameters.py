@@ -21,12 +21,20 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
-from kale_yaml import api, marshal, pyliteral
-from kale_yaml.cli import main
+from kale_yaml import api
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.local import RunOptions, run_local
-from kale_yaml.model import ParameterValue
-from kale_yaml.parameters import MAX_EXACT_INT, encode, parse_params, pipeline_arguments, value_problem
+from kale_yaml.render import pyliteral
+from kale_yaml.resolve.model import ParameterValue
+from kale_yaml.resolve.parameters import (
+    MAX_EXACT_INT,
+    encode,
+    parse_params,
+    pipeline_arguments,
+    value_problem,
+)
+from kale_yaml.run.local import RunOptions, run_local
+from kale_yaml.runtime import marshal
 
 B14_CELL = 'sizes = [2, 3]\ncfg = {"a": 1, "b": [1.5, None, True, "x"]}\nn = 3\nrate = 0.5'
 B14_STEP = "r = list(range(sizes[0]))\nseen = {'sizes': sizes, 'cfg': cfg, 'r': r, 'n': n, 'rate': rate}"
@@ -309,7 +317,7 @@ def source_of(value: Any) -> str | None:
 
 
 def carried(value: Any, depth: int = 0) -> bool:
-    """The rule, written independently of kale_yaml.parameters: what a parameter may hold."""
+    """The rule, written independently of kale_yaml.resolve.parameters: what a parameter may hold."""
     if value is None:
         return depth > 0
     if isinstance(value, bool):

@@ -9,7 +9,7 @@ import shlex
 import pytest
 import yaml
 
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 from tests.conftest import CASES, REPO
 
 

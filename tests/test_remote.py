@@ -23,9 +23,9 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.remote import SubmitError, follow, host_from_environment, submit
+from kale_yaml.run.remote import SubmitError, follow, host_from_environment, submit
 from tests.conftest import CASES, CopyCase
 
 API = "/apis/v2beta1"
@@ -555,7 +555,7 @@ def test_a_server_error_shows_only_kale_yamls_message_on_the_real_stderr(
     folder = copy_case(CASES / "valid" / "after_edge")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_", "KF_PIPELINES_"))}
     env["HOME"] = str(tmp_path)  # no ~/.config/kfp/context.json
-    command = [sys.executable, "-m", "kale_yaml.cli", "run", str(folder), "--host", server.url]
+    command = [sys.executable, "-m", "kale_yaml", "run", str(folder), "--host", server.url]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1
     assert stable(done.stderr).splitlines() == [

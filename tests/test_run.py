@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
-from kale_yaml import api, marshal
-from kale_yaml.cli import main
+from kale_yaml import api
+from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.local import RunOptions, RunResult, run_local
 from kale_yaml.resources import runtime_source
+from kale_yaml.run.local import RunOptions, RunResult, run_local
+from kale_yaml.runtime import marshal
 from tests.conftest import CASES, REPO, CopyCase, case_dirs
 
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/pipeline.kale.yaml"))
@@ -109,7 +110,7 @@ def reference(
 
 
 def project_flow_defines(project: api.Project, step: str) -> tuple[str, ...]:
-    from kale_yaml.analysis import analyse
+    from kale_yaml.analysis.steps import analyse
 
     config = project.config
     nb = config.notebook
@@ -179,7 +180,7 @@ def test_run_computes_what_the_notebook_computes(
 ) -> None:
     work = copy_case(folder)
     project = api.validate(work)
-    from kale_yaml.parameters import parse_params
+    from kale_yaml.resolve.parameters import parse_params
 
     typed = parse_params(project.config.parameters, params)
     kept, expected_metrics = reference(project, typed, tmp_path / "reference")

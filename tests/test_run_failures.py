@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kale_yaml.cli import main
+from kale_yaml.cli.main import main
 from tests.conftest import REPO
 
 SIDECAR = """\

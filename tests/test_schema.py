@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from syrupy.assertion import SnapshotAssertion
 
-from kale_yaml import schema as schema_module
-from kale_yaml.document import Document, parse_document
 from kale_yaml.errors import SchemaError
-from kale_yaml.schema import check, load_schema, schema_text
+from kale_yaml.load import schema as schema_module
+from kale_yaml.load.document import Document, parse_document
+from kale_yaml.load.schema import check, load_schema, schema_text
 
 CASES = Path(__file__).parent / "cases" / "invalid"
 

@@ -30,7 +30,7 @@ class Counter:
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -64,7 +64,7 @@ scaled = [scale(v) for v in range(3)]'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -90,7 +90,7 @@ def describe_step(
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](

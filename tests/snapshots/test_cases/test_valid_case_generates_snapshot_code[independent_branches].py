@@ -18,7 +18,7 @@ def load_step(
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -45,7 +45,7 @@ def total_step(
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -72,7 +72,7 @@ def largest_step(
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -101,7 +101,7 @@ share = f"{largest}/{total}"'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](

@@ -24,7 +24,7 @@ kinds = [type(v).__name__ for v in cfg.values()]'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -57,7 +57,7 @@ rate_kinds = [type(r).__name__ for r in cfg["rates"]]'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](

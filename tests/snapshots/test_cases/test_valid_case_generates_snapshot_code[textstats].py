@@ -40,7 +40,7 @@ say here, but it can never forget what they did here.
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -85,7 +85,7 @@ summary'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -127,7 +127,7 @@ summary["vocabulary_size"] = len(counts)'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -166,7 +166,7 @@ longest_sentence = max(sentence_lengths)'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -210,7 +210,7 @@ summary["top_words"] = [ws.word for ws in top_words]'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](

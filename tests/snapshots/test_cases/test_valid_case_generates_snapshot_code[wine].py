@@ -34,7 +34,7 @@ print(df["target"].value_counts().sort_index())'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -86,7 +86,7 @@ X_test_s = scaler.transform(X_test)'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -129,7 +129,7 @@ logreg.fit(X_train_s, y_train)'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -172,7 +172,7 @@ forest.fit(X_train_s, y_train)'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](
@@ -226,7 +226,7 @@ print(f"best: {best}  accuracy={accuracy:.3f}  f1={f1:.3f}")'''),
     ]
     # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
     # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/marshal.py, checked by test_runtime_is_embedded_verbatim>'
+    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
     _runtime = {}
     exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
     _runtime["run_step"](

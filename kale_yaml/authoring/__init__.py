@@ -1,0 +1,1 @@
+"""Writing sidecars and describing notebooks: init, import-kale, the cells table."""

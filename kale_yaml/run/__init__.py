@@ -1,0 +1,1 @@
+"""Stage 6: running the pipeline: here (kfp.local) or on a KFP server."""

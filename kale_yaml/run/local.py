@@ -1,0 +1,312 @@
+"""`kale-yaml run` on this machine: the generated pipeline executed by kfp's own local runner.
+
+kfp.local runs each step as a subprocess of the current Python (SubprocessRunner without a venv), so
+nothing is installed; its file cache re-uses a step whose generated code, image and inputs are unchanged
+(an unchanged upstream step keeps its output URIs, so only edited steps and what follows them re-run).
+The step runtime appends progress events to a JSON-lines file named by KALE_YAML_EVENTS, which is how
+we follow the run without parsing kfp's logs (local_steps.py follows them, runs each step's process in
+kfp's place and stops the steps when the run is stopped). Volumes are their mount paths as they are on
+this machine (local_volumes.py); snapshots are folder copies under .kale/snapshots/RUN/, made by a small
+component of the local variant that runs in the pipeline's own order (KALE_YAML_SNAPSHOTS names the folder).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime
+import importlib.metadata
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kale_yaml.errors import Diagnostic, RunError
+from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path
+from kale_yaml.plan.dag import Pipeline
+from kale_yaml.plan.project import Project
+from kale_yaml.render.generate import function_name, project_source, step_function_name
+from kale_yaml.resolve.parameters import KfpValue, parse_params, pipeline_arguments
+from kale_yaml.run import local_volumes
+from kale_yaml.run.local_steps import (
+    EventFollower,
+    RunInterrupted,
+    StepProcesses,
+    StepStatus,
+    stopped_by_signals,
+    supervising,
+)
+
+EVENTS_ENV = "KALE_YAML_EVENTS"
+SNAPSHOTS_ENV = "KALE_YAML_SNAPSHOTS"
+CLUSTER_ONLY = (
+    "resources",
+    "retries",
+    "timeout",
+    "secrets",
+    "node_selector",
+    "tolerations",
+    "labels",
+    "annotations",
+)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: dict[str, StepStatus]
+    metrics: dict[str, float]
+    ignored: list[str]
+    succeeded: bool
+    failure: Diagnostic | None = None
+    log_path: Path | None = None
+    volumes: list[str] = field(default_factory=list)  # how each volume was mapped on this machine
+    snapshots: list[Path] = field(default_factory=list)  # .kale/snapshots/RUN/STEP/VOLUME copies made
+    interrupted: int | None = None  # the signal that stopped the run
+
+
+@dataclass
+class RunOptions:
+    params: dict[str, str] = field(default_factory=dict)
+    use_cache: bool = True
+    on_update: Callable[[StepStatus], None] | None = None
+
+
+def missing_packages(pipeline: Pipeline) -> list[str]:
+    """Distributions the sidecar lists and modules the cells import that this environment lacks."""
+    missing: set[str] = set()
+    for step in pipeline.steps:
+        for requirement in step.config.packages:
+            name = re.split(r"[\s<>=!~;\[]", requirement.strip(), maxsplit=1)[0]
+            try:
+                importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                missing.add(f"{name} (listed in packages)")
+    sources = [source for _, source in pipeline.prelude_sources]
+    sources += [source for step in pipeline.steps for _, source in step.sources]
+    for module in sorted({m for source in sources for m in imported_modules(source)}):
+        if module in sys.stdlib_module_names or module == "__future__":
+            continue
+        if importlib.util.find_spec(module) is None:
+            missing.add(f"{module} (imported by the notebook)")
+    return sorted(missing)
+
+
+def ignored_settings(pipeline: Pipeline) -> list[str]:
+    notes: list[str] = []
+    defaults = [k for k in CLUSTER_ONLY if k in (pipeline.config.document.data.get("pipeline") or {})]
+    if defaults:
+        notes.append(f"pipeline: {', '.join(defaults)} (cluster only)")
+    for step in pipeline.steps:
+        keys = [k for k in CLUSTER_ONLY if k in step.config.settings]
+        if keys:
+            notes.append(f"step '{step.name}': {', '.join(keys)} (cluster only)")
+        if "volumes" in step.config.settings:
+            notes.append(f"step '{step.name}': volumes (locally every step sees every volume's path)")
+    if any(step.config.packages for step in pipeline.steps):
+        notes.append("packages: not installed locally; this environment's are used")
+    images = sorted({step.config.image for step in pipeline.steps})
+    notes.append(f"image {', '.join(images)}: steps run in this Python ({sys.version.split()[0]})")
+    return notes
+
+
+def run_local(project: Project, options: RunOptions) -> RunResult:
+    pipeline = project.pipeline
+    arguments = pipeline_arguments(parse_params(pipeline.config.parameters, options.params))
+    missing = missing_packages(pipeline)
+    if missing:
+        raise RunError(
+            [
+                Diagnostic(
+                    file=project.config.document.display_name,
+                    message="this environment lacks "
+                    + ", ".join(missing)
+                    + "; install them (kale-yaml installs nothing into your environment)",
+                )
+            ]
+        )
+    local_volumes.check(project.config)
+    source = project_source(project, local=True)
+    volumes = local_volumes.prepare(project.config)
+    try:
+        return _execute(project, options, arguments, source, volumes)
+    finally:
+        volumes.cleanup()
+
+
+def _execute(
+    project: Project,
+    options: RunOptions,
+    arguments: dict[str, KfpValue],
+    source: str,
+    volumes: local_volumes.LocalVolumes,
+) -> RunResult:
+    pipeline = project.pipeline
+    kale_dir = project.sidecar.parent / DEFAULT_OUTPUT_DIR
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = kale_dir / "runs" / f"{project.config.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    snapshots_dir = kale_dir / "snapshots" / run_dir.name
+    module_path = run_dir / "pipeline.local.py"
+    module_path.write_text(source, encoding="utf-8")
+    events_path = run_dir / "events.jsonl"
+    events_path.touch()
+    log_path = run_dir / "run.log"
+
+    statuses = {step.name: StepStatus(step.name) for step in pipeline.steps}
+    pipeline_func = _load_pipeline(module_path, function_name(pipeline))
+
+    from kfp import local
+
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(run_dir / "artifacts"),
+        raise_on_error=True,
+        enable_caching=options.use_cache,
+        cache_root=str(kale_dir / "cache"),
+    )
+    follower = EventFollower(events_path, statuses, options.on_update, display_path(log_path))
+    processes = StepProcesses(follower, {step_function_name(step.name): step.name for step in pipeline.steps})
+    outputs: Any = None
+    kfp_failure: str | None = None
+    missing_output: Diagnostic | None = None
+    interrupted: int | None = None
+    # Absolute: a cell may change the working directory.
+    environment = {EVENTS_ENV: str(events_path.absolute()), SNAPSHOTS_ENV: str(snapshots_dir.absolute())}
+    try:
+        with (
+            stopped_by_signals(),
+            _environment(environment),
+            follower,
+            _captured(log_path),
+            supervising(processes),
+        ):
+            try:
+                outputs = pipeline_func(**arguments)
+            except RuntimeError as exc:  # kfp.local's way of saying a task failed
+                kfp_failure = str(exc)
+            except ValueError as exc:
+                missing_output = _missing_output(processes, str(exc), follower.log_name)
+                if missing_output is None:
+                    raise
+    except RunInterrupted as stop:
+        interrupted = stop.signum
+        follower.interrupted(processes.current, stop.signum)
+    follower.drain()
+    failure = follower.failure or missing_output
+    if kfp_failure is not None and failure is None:
+        failure = Diagnostic(
+            file=display_path(log_path),
+            message=f"the run failed before a step's cells ran: {_strip_ansi(kfp_failure)}; see the log",
+        )
+    succeeded = failure is None
+    if succeeded:
+        for status in statuses.values():
+            if status.state == "waiting":  # kfp took its outputs from the cache: our runtime never ran
+                status.state = "cached"
+                if options.on_update:
+                    options.on_update(status)
+    else:
+        for status in statuses.values():
+            if status.state in ("waiting", "running"):
+                status.state = "not run"
+    logged = _metrics(outputs) if succeeded else {}
+    order = pipeline.config.metrics.names if pipeline.config.metrics else ()
+    metrics = {name: logged[name] for name in order if name in logged}
+    return RunResult(
+        run_dir=run_dir,
+        steps=statuses,
+        metrics=metrics,
+        ignored=ignored_settings(pipeline),
+        succeeded=succeeded and failure is None,
+        failure=failure,
+        log_path=log_path,
+        volumes=volumes.notes,
+        snapshots=local_volumes.snapshot_folders(snapshots_dir),
+        interrupted=interrupted,
+    )
+
+
+def _missing_output(processes: StepProcesses, error: str, log_name: str) -> Diagnostic | None:
+    """kfp's error for an output that a task it counted as succeeded lacks, naming the step; else None."""
+    found = re.search(r"Tried to get output '([^']+)' from task '([^']+)'", error)
+    if found is None:
+        return None
+    port, task = found.groups()
+    step = processes.step_of_task(task) or task
+    message = (
+        f"step '{step}' handed on no output '{port}' though kfp counted it as succeeded"
+        " (an entry of kfp's cache from an older kale-yaml?); run again with --no-cache"
+    )
+    return Diagnostic(file=log_name, message=message)
+
+
+def imported_modules(source: str) -> set[str]:
+    """Top-level modules a cell's code imports (absolute imports only)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _metrics(outputs: Any) -> dict[str, float]:
+    metadata = getattr(getattr(outputs, "output", None), "metadata", None)
+    if metadata is None:
+        metadata = getattr(outputs, "metadata", None) or {}
+    return {str(k): float(v) for k, v in dict(metadata).items() if isinstance(v, int | float)}
+
+
+def _load_pipeline(path: Path, function: str) -> Any:
+    name = f"_kale_yaml_local_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a real file always has a spec
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _captured(log_path: Path) -> Iterator[None]:
+    """kfp.local prints every step's output and its own logs; they go to run.log, not the terminal."""
+    import logging
+
+    root = logging.getLogger()
+    with open(log_path, "a", encoding="utf-8") as log:
+        saved_handlers, saved_level = root.handlers[:], root.level
+        handler = logging.StreamHandler(log)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                root.handlers = [handler]
+                yield
+        finally:
+            root.handlers, root.level = saved_handlers, saved_level

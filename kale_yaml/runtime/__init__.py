@@ -1,0 +1,1 @@
+"""The step runtime that generated code carries: imports only the standard library and dill."""
