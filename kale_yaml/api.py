@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kale_yaml.analysis.steps import analyse
-from kale_yaml.errors import Diagnostic, KaleYamlError
-from kale_yaml.load import schema
-from kale_yaml.load.document import load_document
-from kale_yaml.load.notebook import load_notebook, notebook_path
+from kale_yaml.errors import ClusterError, Diagnostic, KaleYamlError
+from kale_yaml.load.inputs import load_inputs
 from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path, find_sidecar
 from kale_yaml.plan.dag import plan
 from kale_yaml.plan.project import Project
-from kale_yaml.render.generate import cluster_problems, function_name, project_source
-from kale_yaml.resolve.cluster import ClusterError
+from kale_yaml.resolve.cluster import cluster_problems
 from kale_yaml.resolve.config import resolve
+from kale_yaml.resolve.volumes import volume_problems
 
 if TYPE_CHECKING:
     from kale_yaml.render.compile import Kept
+    from kale_yaml.render.view import PipelineView
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -29,17 +28,15 @@ class BuildResult:
     python_path: Path
     yaml_path: Path
     changed: bool  # whether the files on disk differed from this build (or did not exist)
+    view: PipelineView  # what was rendered: `run` renders its local variant from the same view
 
 
 def validate(path: Path | str | None = None) -> Project:
-    """Schema, notebook and data-flow checks. Raises `KaleYamlError`; never imports kfp."""
-    sidecar = find_sidecar(path)
-    document = load_document(sidecar, display_path(sidecar))
-    schema.check(document)
-    notebook_file = notebook_path(document)
-    at_notebook_key = lambda message: document.diagnostic(("notebook",), message)  # noqa: E731
-    notebook = load_notebook(notebook_file, display_path(notebook_file), at_notebook_key)
-    config = resolve(document, notebook)
+    """Schema, notebook, data-flow, cluster and volume checks. Raises `KaleYamlError`; imports nothing of
+    rendering (not jinja2, not kfp)."""
+    inputs = load_inputs(find_sidecar(path))
+    config = resolve(inputs.document, inputs.notebook)
+    notebook = config.notebook
     analysis = analyse(
         notebook.display_name,
         prelude=[notebook.cell(n) for n in config.prelude],
@@ -48,26 +45,24 @@ def validate(path: Path | str | None = None) -> Project:
             (step.name, [notebook.cell(n) for n in step.cells], step.inputs, step.outputs)
             for step in config.steps
         ],
-        locate_key=lambda step, key, index, message: document.diagnostic(
-            ("steps", config.step(step).index, key, index), message
+        locate_key=lambda step, key, index, kind, message: (
+            config.step(step).where.child(key, index).at(kind, message)
         ),
     )
     pipeline = plan(config, analysis, analysis.prelude)
-    problems = cluster_problems(pipeline)
+    # Checked after the plan, as when rendering found them: a sidecar the earlier stages reject reports
+    # only their problems.
+    problems = [*volume_problems(config), *cluster_problems(config)]
     if problems:
         raise ClusterError(problems)
-    return Project(sidecar=sidecar, pipeline=pipeline)
+    return Project(sidecar=inputs.sidecar, pipeline=pipeline)
 
 
 def generate(project: Project, *, local: bool = False) -> str:
     """The text of `NAME.pipeline.py`."""
+    from kale_yaml.render.generate import project_source
+
     return project_source(project, local=local)
-
-
-def compile_pipeline(project: Project, source: str) -> str:
-    from kale_yaml.render.compile import compile_source
-
-    return compile_source(source, function_name(project.pipeline), project.config.document.display_name)
 
 
 def output_paths(project: Project, out_dir: Path | str | None) -> tuple[Path, Path]:
@@ -80,19 +75,22 @@ def build(
     path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False
 ) -> BuildResult:
     """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
-    from kale_yaml.render.compile import refuse_kept, write_atomically
+    from kale_yaml.render.compile import compile_source, refuse_kept, write_atomically
+    from kale_yaml.render.generate import render
+    from kale_yaml.render.view import pipeline_view
 
     project = validate(path)
     python_path, yaml_path = output_paths(project, out_dir)
     kept = kept_inputs(project, out_dir)
     refuse_kept((python_path, yaml_path), kept)  # before compiling: --check too, and without waiting for kfp
-    source = generate(project)
-    compiled = compile_pipeline(project, source)
+    view = pipeline_view(project)
+    source = render(view)
+    compiled = compile_source(source, view.function, project.config.where.file)
     wanted = {python_path: source, yaml_path: compiled}
     changed = any(_differs(p, text) for p, text in wanted.items())
     if not check and changed:
         write_atomically(wanted, kept, display_path)
-    return BuildResult(project=project, python_path=python_path, yaml_path=yaml_path, changed=changed)
+    return BuildResult(project, python_path, yaml_path, changed, view)
 
 
 def _differs(path: Path, text: str) -> bool:
@@ -125,7 +123,7 @@ def kept_inputs(project: Project, out_dir: Path | str | None) -> list[Kept]:
     def at_sidecar(message: str) -> Diagnostic:
         return Diagnostic(file=display_path(project.sidecar), message=message)
 
-    at_notebook_key = partial(project.config.document.diagnostic, ("notebook",))
+    at_notebook_key = project.config.where.child("notebook").diagnostic
     return [
         Kept(project.config.notebook.path, refusal("notebook", at_notebook_key)),
         Kept(project.sidecar, refusal("sidecar", at_sidecar)),

@@ -1,7 +1,8 @@
 """One error hierarchy: every problem a user can cause is a `Diagnostic` with a source location.
 
 A stage collects all its diagnostics and raises one `KaleYamlError` holding them; anything else that escapes
-is a bug in kale-yaml and is allowed to show its traceback.
+is a bug in kale-yaml and is allowed to show its traceback. Diagnostics are made through the catalogue in
+`kale_yaml.diagnostics`, which gives each kind its stable code (`KY201`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ class Diagnostic:
     """One finding, located either in the sidecar (line/col/key) or in the notebook (cell/line).
 
     Rendered as `pipeline.kale.yaml:12:5: steps[2].cells: message` or
-    `wine.ipynb: cell 7, line 3: message`.
+    `wine.ipynb: cell 7, line 3: message`. The code (`KY201`) names the kind of problem for tools (`--format
+    json` and `github`); the text a person reads leaves it out.
     """
 
     file: str
@@ -28,6 +30,7 @@ class Diagnostic:
     message: str = ""
     cell: int | None = None
     severity: Severity = "error"
+    code: str | None = None
 
     def location(self) -> str:
         if self.cell is not None:
@@ -88,6 +91,14 @@ class BuildError(KaleYamlError):
 
 class RunError(KaleYamlError):
     """A run could not start, or a step failed."""
+
+
+class ClusterError(KaleYamlError):
+    """A cluster setting that kfp or Kubernetes would reject, although the schema allows its form."""
+
+
+class SubmitError(KaleYamlError):
+    """The KFP server could not be reached, refused a request, or the run did not succeed."""
 
 
 @dataclass

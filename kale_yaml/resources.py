@@ -20,6 +20,8 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(f"kale-yaml is installed without its {name}/ folder")  # a packaging bug
 
 
-def runtime_source() -> str:
-    """The marshalling runtime that every generated step carries (see runtime/marshal.py)."""
-    return (_PACKAGE / "runtime" / "marshal.py").read_text(encoding="utf-8")
+def runtime_modules() -> dict[str, str]:
+    """The step runtime's modules, kale_yaml/runtime/*.py, by name (`__init__` too): the source that
+    render/runtime_code.py makes into the function every generated step carries."""
+    folder = _PACKAGE / "runtime"
+    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.py"))}

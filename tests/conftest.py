@@ -1,4 +1,4 @@
-"""Shared fixtures: snapshots live in tests/snapshots/ (DESIGN.md), generated code as real .py files."""
+"""Shared fixtures: snapshots live in tests/snapshots/, generated code as real .py files."""
 
 from __future__ import annotations
 

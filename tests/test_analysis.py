@@ -626,6 +626,7 @@ def test_magic_warnings_reach_the_analysis_with_their_lines() -> None:
             line=2,
             message="line magic '%load_ext autoreload' left out",
             severity="warning",
+            code="KY409",
         ),
     )
     assert step(a, "a").sources == ((1, "x = 1\npass  # kale-yaml: left out: %load_ext autoreload\n"),)

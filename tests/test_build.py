@@ -149,6 +149,16 @@ def test_validate_does_not_import_kfp() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_validate_imports_nothing_of_rendering() -> None:
+    code = (
+        "import sys; from kale_yaml.cli.main import main; code = main(['validate', sys.argv[1]]); "
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'kfp')"
+        " or m == 'kale_yaml.render' or m.startswith('kale_yaml.render.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(WINE)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
 def test_outputs_follow_the_umask_like_ordinary_files(copy_case: CopyCase) -> None:
     folder = copy_case(CASES / "valid" / "after_edge")
     previous = os.umask(0o022)

@@ -8,18 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.resources import runtime_source
-from tests.conftest import REPO, case_dirs
+from kale_yaml.render.runtime_code import runtime_function
+from tests.conftest import REPO, CopyCase, case_dirs
 
 VALID = case_dirs("valid")
 INVALID = case_dirs("invalid")
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/pipeline.kale.yaml"))
 RUNTIME_PLACEHOLDER = (
-    "'<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'"
+    f"def {runtime_function().name}():\n"
+    "    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'\n"
 )
 
 
@@ -28,10 +30,8 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 def reviewable(source: str) -> str:
-    """Generated code with the (identical, separately tested) runtime literal folded away."""
-    from kale_yaml.render.pyliteral import block
-
-    return source.replace(block(runtime_source()), RUNTIME_PLACEHOLDER)
+    """Generated code with the runtime function (the same in every pipeline, tested apart) folded away."""
+    return source.replace(runtime_function().source, RUNTIME_PLACEHOLDER)
 
 
 @pytest.mark.parametrize("folder", VALID + EXAMPLES, ids=_ids(VALID + EXAMPLES))
@@ -55,18 +55,39 @@ def test_invalid_case_reports_located_errors(
     assert "\n".join(str(d) for d in caught.value.diagnostics) == snapshot
 
 
-def test_runtime_is_embedded_verbatim() -> None:
-    project = api.validate(REPO / "examples" / "wine")
-    tree = ast.parse(api.generate(project))
-    embedded = [
-        node.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "_runtime_source" for t in node.targets)
-        and isinstance(node.value, ast.Constant)
+def test_runtime_is_defined_once_and_carried_by_every_step(copy_case: CopyCase) -> None:
+    runtime = runtime_function()
+    folder = copy_case(REPO / "examples" / "wine")
+    project = api.validate(folder)
+    source = api.generate(project)
+    tree = ast.parse(source)
+    defined = [
+        node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == runtime.name
     ]
-    assert embedded and all(text == runtime_source() for text in embedded)
-    assert len(embedded) == len(project.config.steps)
+    assert len(defined) == 1 and defined[0] in tree.body
+    assert source.count(runtime.source) == 1  # as built from kale_yaml/runtime/
+    components = [
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.endswith("_step")
+    ]
+    assert len(components) == len(project.config.steps)
+    for component in components:
+        (decorator,) = component.decorator_list
+        assert isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "dsl.component"
+        carried = {keyword.arg: ast.unparse(keyword.value) for keyword in decorator.keywords}
+        assert carried["additional_funcs"] == f"[{runtime.name}]"
+        last = component.body[-1]  # after its docstring and cells: one call into the runtime
+        assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+        assert ast.unparse(last.value.func) == f"{runtime.name}().run_step"
+        uses = [
+            n for s in component.body for n in ast.walk(s) if isinstance(n, ast.Name) and n.id == runtime.name
+        ]
+        assert len(uses) == 1
+    # The compiled YAML is self-contained: every step's command carries the function, as built.
+    compiled = yaml.safe_load(api.build(folder).yaml_path.read_text(encoding="utf-8"))
+    executors = compiled["deploymentSpec"]["executors"].values()
+    commands = [executor["container"]["command"][-1] for executor in executors]
+    assert len(commands) == len(project.config.steps)
+    assert all(command.count(runtime.source.rstrip("\n")) == 1 for command in commands)
 
 
 def test_every_error_case_folder_has_a_sidecar() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
@@ -51,6 +52,20 @@ def test_a_notebook_path_uses_the_sidecar_beside_it() -> None:
     view = cells_view(WINE / "wine.ipynb")
     assert view.sidecar == WINE / "pipeline.kale.yaml"
     assert owners(view.rows)[2] == "prelude"
+
+
+def test_a_notebook_path_reads_the_sidecar_beside_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kale_yaml.load.document import load_document
+
+    read: list[Path] = []
+
+    def counting(path: Path, display_name: str | None = None) -> Any:
+        read.append(path)
+        return load_document(path, display_name)
+
+    monkeypatch.setattr("kale_yaml.load.inputs.load_document", counting)
+    assert cells_view(WINE / "wine.ipynb").with_owners
+    assert read == [WINE / "pipeline.kale.yaml"]
 
 
 def test_a_notebook_without_a_sidecar_has_no_owner_column(

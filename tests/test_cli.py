@@ -1,12 +1,19 @@
-"""The command line: exit codes, output formats, several paths at once."""
+"""The command line: exit codes, output formats (with the codes of the problems), several paths at once,
+--version, and help for every argument."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import kale_yaml
+from kale_yaml.cli.arguments import build_parser
+from kale_yaml.cli.commands import COMMANDS
 from kale_yaml.cli.main import main
 from tests.conftest import CASES, REPO, CopyCase
 
@@ -59,3 +66,66 @@ def test_build_check_exit_codes(copy_case: CopyCase, capsys: pytest.CaptureFixtu
 def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["$schema"].endswith("2020-12/schema")
+
+
+def test_json_and_github_formats_carry_each_problem_s_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(BAD), "--format", "json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["code"] for row in rows] == ["KY201"]
+    assert main(["validate", str(BAD), "--format", "github"]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert (
+        line.startswith("::error file=")
+        and ",line=6,col=3,title=KY201::pipeline.pacakges: unknown key" in line
+    )
+
+
+def test_the_text_format_leaves_the_code_out(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(BAD)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key 'pacakges'" in err and "KY201" not in err
+
+
+def test_version_prints_the_version_pyproject_declares(capsys: pytest.CaptureFixture[str]) -> None:
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"kale-yaml {declared}\n"
+    assert kale_yaml.__version__ == declared
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {command}")
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    parsers = list(_parsers(build_parser(), "kale-yaml"))
+    assert {name for name, _ in parsers} >= {f"kale-yaml {c}" for c in COMMANDS}
+    missing = [
+        f"{name}: {'/'.join(action.option_strings) or action.dest}"
+        for name, parser in parsers
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    commands = [
+        f"kale-yaml {choice.dest}"
+        for _, parser in parsers
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for choice in action._choices_actions
+        if not (choice.help or "").strip()
+    ]
+    assert missing + commands == []
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_s_help_prints_and_exits_zero(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    assert f"usage: kale-yaml {command}" in capsys.readouterr().out

@@ -212,9 +212,9 @@ def test_hostile_strings_in_cluster_keys_reach_the_compiled_pipeline_unchanged(
 
 
 def test_validate_finds_cluster_problems_without_rendering(copy_case: CopyCase) -> None:
-    from kale_yaml.render.generate import cluster_problems
+    from kale_yaml.resolve.cluster import cluster_problems
 
-    assert cluster_problems(api.validate(EVERYTHING).pipeline) == []
+    assert cluster_problems(api.validate(EVERYTHING).config) == []
     change = {"pipeline.env": {"KALE_YAML_X": "1"}, "steps.1.resources": {"cpu": "0"}}
     with pytest.raises(KaleYamlError) as caught:
         api.validate(everything_with(copy_case, change))

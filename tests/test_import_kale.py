@@ -14,7 +14,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.authoring.kale_import import KaleImport, import_kale, import_to_sidecar, kale_ancestors
+from kale_yaml.authoring.kale_dag import kale_ancestors
+from kale_yaml.authoring.kale_import import KaleImport, import_kale, import_to_sidecar
 from kale_yaml.authoring.kale_settings import Settings, apply_setting
 from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
@@ -279,7 +280,7 @@ def test_no_steps_writes_a_sidecar_that_says_so(tmp_path: Path, capsys: pytest.C
 )
 def test_setting_tags(tag: str, values: dict[str, Any]) -> None:
     settings = Settings()
-    assert apply_setting(tag, settings, pytest.fail)
+    assert apply_setting(tag, settings, lambda kind, message: pytest.fail(f"{kind}: {message}"))
     assert settings.values == values and settings.sources == [tag]
 
 

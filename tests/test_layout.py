@@ -7,16 +7,20 @@ Read from the sources with `ast` (no import side effects): every `import kale_ya
 from __future__ import annotations
 
 import ast
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from kale_yaml.resolve.model import Config
+
 PACKAGE = Path(__file__).resolve().parent.parent / "kale_yaml"
 
 # Lowest first. A unit may import only units on a lower floor (or itself). The runtime imports nothing of
-# kale_yaml at all: generated code carries it into images that have no kale-yaml.
+# kale_yaml but its own modules: generated code carries it into images that have no kale-yaml.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("errors", "suggest", "resources", "names", "runtime"),
+    ("errors",),
+    ("diagnostics", "suggest", "resources", "names", "runtime"),
     ("load",),
     ("resolve",),
     ("analysis",),
@@ -30,7 +34,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 FLOOR = {unit: level for level, units in enumerate(FLOORS) for unit in units}
 MAX_MODULE_LINES = 400
 # Modules still over the limit while the renovation splits them; the list only shrinks.
-OVERSIZED = {"analysis/walker.py", "cli/main.py", "resolve/config.py", "run/remote.py", "runtime/marshal.py"}
+OVERSIZED: set[str] = set()
 
 
 def _unit(module: str) -> str:
@@ -87,10 +91,22 @@ def test_imports_point_down_the_stages() -> None:
     assert upward == []
 
 
-def test_the_runtime_imports_nothing_of_kale_yaml() -> None:
+def test_the_runtime_imports_only_the_runtime() -> None:
     runtime = [p for p in (PACKAGE / "runtime").rglob("*.py")]
-    assert runtime
-    assert {m for p in runtime for m in _imports(p)} == set()
+    assert len(runtime) > 1
+    imported = {m for p in runtime for m in _imports(p)}
+    assert imported and all(m.startswith("kale_yaml.runtime.") for m in imported), sorted(imported)
+
+
+def test_only_load_and_resolve_see_the_yaml_document() -> None:
+    """Resolve turns the document into a typed `Config`; no later stage reads YAML from it."""
+    readers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.parent.name not in ("load", "resolve") and "kale_yaml.load.document" in _imports(path)
+    )
+    assert readers == []
+    assert "document" not in {f.name for f in fields(Config)}
 
 
 def test_only_the_command_line_imports_api() -> None:

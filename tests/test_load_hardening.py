@@ -205,7 +205,7 @@ def test_a_date_that_does_not_exist_is_text_like_any_unquoted_date(tmp_path: Pat
     folder = project(tmp_path / "p")
     sidecar = folder / "pipeline.kale.yaml"
     sidecar.write_text(sidecar.read_text().replace("name: demo\n", "name: demo\n  description: 2024-02-30\n"))
-    assert api.validate(folder).config.document.data["pipeline"]["description"] == "2024-02-30"
+    assert api.validate(folder).config.description == "2024-02-30"
     assert parsed("d: 2024-02-29\nt: 2001-12-14 21:59:43.10 -5\n") == {
         "d": "2024-02-29",
         "t": "2001-12-14 21:59:43.10 -5",

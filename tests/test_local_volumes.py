@@ -118,6 +118,30 @@ def test_volumes_are_the_paths_on_this_machine_and_snapshots_copy_them_in_order(
     assert "step 'read': volumes (locally every step sees every volume's path)" in result.ignored
 
 
+def test_a_run_after_a_build_renders_from_its_view_and_checks_the_volumes_once(
+    tmp_path: Path, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kale_yaml.run import local, local_volumes
+
+    folder = volume_project(tmp_path, paths)
+    built = api.build(folder)
+    checked: list[str] = []
+    check = local_volumes.check
+
+    def counting_check(config: Any) -> None:
+        checked.append(config.name)
+        check(config)
+
+    def no_second_view(project: Any) -> Any:
+        raise AssertionError("the run planned the pipeline again")
+
+    monkeypatch.setattr(local_volumes, "check", counting_check)
+    monkeypatch.setattr(local, "pipeline_view", no_second_view)
+    result = run_local(built.project, RunOptions(use_cache=False), built.view)
+    assert result.failure is None, str(result.failure)
+    assert checked == ["volumes"]
+
+
 def test_steps_that_mount_a_volume_made_for_the_run_are_never_cached(
     tmp_path: Path, paths: dict[str, Path]
 ) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,38 +24,59 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from kale_yaml import runtime
+from kale_yaml.render.runtime_code import runtime_function
 from kale_yaml.runtime import marshal
-from kale_yaml.runtime.marshal import (
-    CellError,
-    MetricError,
-    StepError,
-    UnserializableValueError,
-    load_value,
-    run_step,
-    save_value,
-)
 
-SOURCE_PATH = Path(marshal.__file__)
+# Every in-process test runs twice: against the runtime's modules, and against the runtime as generated code
+# carries it (render/runtime_code.py): one function's text, exec'd alone, called once. Tests in a subprocess
+# run the carried runtime only, as a step does.
+Runtime = Any  # a namespace of the entry points: run_step, save_value, load_value and the errors
+
+
+def carried() -> Runtime:
+    """The runtime as a step gets it: the generated module's runtime function, exec'd alone and called."""
+    function = runtime_function()
+    namespace: dict[str, Any] = {"__name__": "ephemeral_component"}
+    exec(compile(function.source, "ephemeral_component.py", "exec"), namespace)
+    return namespace[function.name]()
+
+
+def modules() -> Runtime:
+    """The runtime's modules, as kale-yaml imports them."""
+    return types.SimpleNamespace(**{name: getattr(runtime, name) for name in runtime.__all__})
+
+
+@pytest.fixture(scope="module", params=["modules", "carried"])
+def rt(request: pytest.FixtureRequest) -> Runtime:
+    return carried() if request.param == "carried" else modules()
 
 
 def cells(*sources: str, first: int = 1) -> list[tuple[int, str]]:
     return [(first + i, textwrap.dedent(source)) for i, source in enumerate(sources)]
 
 
-def step(name: str, *sources: str, **kwargs: Any) -> dict[str, object]:
+def step(rt: Runtime, name: str, *sources: str, **kwargs: Any) -> dict[str, object]:
     args: dict[str, Any] = {"parameters": {}, "inputs": {}, "outputs": {}, **kwargs}
-    return run_step(step=name, notebook="wine.ipynb", cells=cells(*sources), **args)
+    result: dict[str, object] = rt.run_step(step=name, notebook="wine.ipynb", cells=cells(*sources), **args)
+    return result
 
 
-# Run a step the way a generated component does: the runtime's source exec'd into a fresh namespace, in a
+# Run a step the way a generated component does: the runtime function's source exec'd alone and called, in a
 # process of its own, where kale_yaml cannot be imported.
-RUNNER = """
+RUNNER = f"""
 import json, sys
 sys.modules["kale_yaml"] = None
-runtime = {"__name__": "kale_yaml_runtime"}
+runtime = {{"__name__": "ephemeral_component"}}
 exec(open(sys.argv[1], encoding="utf-8").read(), runtime)
-runtime["run_step"](**json.load(open(sys.argv[2], encoding="utf-8")))
+runtime[{runtime_function().name!r}]().run_step(**json.load(open(sys.argv[2], encoding="utf-8")))
 """
+
+
+def carried_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ephemeral_component.py"
+    path.write_text(runtime_function().source, encoding="utf-8")
+    return path
 
 
 def step_in_subprocess(tmp_path: Path, name: str, *sources: str, **kwargs: Any) -> None:
@@ -63,7 +85,7 @@ def step_in_subprocess(tmp_path: Path, name: str, *sources: str, **kwargs: Any) 
     args.setdefault("outputs", {})
     spec = tmp_path / f"{name}.json"
     spec.write_text(json.dumps(args), encoding="utf-8")
-    command = [sys.executable, "-c", RUNNER, str(SOURCE_PATH), str(spec)]
+    command = [sys.executable, "-c", RUNNER, str(carried_file(tmp_path)), str(spec)]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -89,11 +111,13 @@ ROUND_TRIPS: list[tuple[str, object, str]] = [
 
 
 @pytest.mark.parametrize(("value", "fmt"), [r[1:] for r in ROUND_TRIPS], ids=[r[0] for r in ROUND_TRIPS])
-def test_round_trip_keeps_value_and_chooses_format_by_type(tmp_path: Path, value: object, fmt: str) -> None:
+def test_round_trip_keeps_value_and_chooses_format_by_type(
+    rt: Runtime, tmp_path: Path, value: object, fmt: str
+) -> None:
     path = str(tmp_path / "out")
-    assert save_value("v", value, path) == fmt
+    assert rt.save_value("v", value, path) == fmt
     assert os.listdir(path) == [f"value.{fmt}"]
-    loaded = load_value(path)
+    loaded = rt.load_value(path)
     assert type(loaded) is type(value)
     if isinstance(value, np.ndarray):
         assert loaded.dtype == value.dtype  # type: ignore[attr-defined]
@@ -107,36 +131,41 @@ def test_round_trip_keeps_value_and_chooses_format_by_type(tmp_path: Path, value
         assert loaded == value
 
 
-def test_load_value_accepts_the_value_file_itself(tmp_path: Path) -> None:
-    save_value("v", [1, 2], str(tmp_path / "out"))
-    assert load_value(str(tmp_path / "out" / "value.dill")) == [1, 2]
+def test_load_value_accepts_the_value_file_itself(rt: Runtime, tmp_path: Path) -> None:
+    rt.save_value("v", [1, 2], str(tmp_path / "out"))
+    assert rt.load_value(str(tmp_path / "out" / "value.dill")) == [1, 2]
 
 
-def test_dill_files_without_notebook_code_are_plain_pickles_that_dill_reads(tmp_path: Path) -> None:
+def test_dill_files_without_notebook_code_are_plain_pickles_that_dill_reads(
+    rt: Runtime, tmp_path: Path
+) -> None:
     rows = [{"id": i, "name": f"n{i}"} for i in range(100)]
-    save_value("rows", rows, str(tmp_path / "rows"))
+    rt.save_value("rows", rows, str(tmp_path / "rows"))
     with open(tmp_path / "rows" / "value.dill", "rb") as file:
         assert pickle.load(file) == rows
     with open(tmp_path / "rows" / "value.dill", "rb") as file:
         assert dill.load(file) == rows
 
 
-def test_saving_again_replaces_the_value_file(tmp_path: Path) -> None:
+def test_saving_again_replaces_the_value_file(rt: Runtime, tmp_path: Path) -> None:
     path = str(tmp_path / "out")
-    save_value("v", np.zeros(2), path)
-    save_value("v", "text", path)
+    rt.save_value("v", np.zeros(2), path)
+    rt.save_value("v", "text", path)
     assert os.listdir(path) == ["value.dill"]
-    assert load_value(path) == "text"
+    assert rt.load_value(path) == "text"
 
 
-def test_load_value_names_a_path_without_a_value(tmp_path: Path) -> None:
+def test_load_value_names_a_path_without_a_value(rt: Runtime, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StepError, match="expected one value"):
-        load_value(str(tmp_path / "empty"))
+    with pytest.raises(rt.StepError, match="expected one value"):
+        rt.load_value(str(tmp_path / "empty"))
 
 
-def test_pickle_based_formats_fall_back_to_dill_when_the_value_holds_notebook_code(tmp_path: Path) -> None:
+def test_pickle_based_formats_fall_back_to_dill_when_the_value_holds_notebook_code(
+    rt: Runtime, tmp_path: Path
+) -> None:
     ns = step(
+        rt,
         "train",
         """
         from sklearn.pipeline import make_pipeline
@@ -158,18 +187,19 @@ def test_pickle_based_formats_fall_back_to_dill_when_the_value_holds_notebook_co
         plain = pd.DataFrame({"name": ["a", "b", None], "n": [1, 2, 3]})
         """,
     )
-    assert save_value("model", ns["model"], str(tmp_path / "model")) == "dill"
-    assert save_value("frame", ns["frame"], str(tmp_path / "frame")) == "dill"
+    assert rt.save_value("model", ns["model"], str(tmp_path / "model")) == "dill"
+    assert rt.save_value("frame", ns["frame"], str(tmp_path / "frame")) == "dill"
     # A notebook function among strings is still found; a column of plain values is not walked for it.
-    assert save_value("mixed", ns["mixed"], str(tmp_path / "mixed")) == "dill"
-    assert save_value("plain", ns["plain"], str(tmp_path / "plain")) == "pd.pkl"
+    assert rt.save_value("mixed", ns["mixed"], str(tmp_path / "mixed")) == "dill"
+    assert rt.save_value("plain", ns["plain"], str(tmp_path / "plain")) == "pd.pkl"
 
 
 # Notebook semantics inside a step.
 
 
-def test_cells_run_with_module_semantics() -> None:
+def test_cells_run_with_module_semantics(rt: Runtime) -> None:
     ns = step(
+        rt,
         "prep",
         """
         from math import *
@@ -204,45 +234,45 @@ def test_cells_run_with_module_semantics() -> None:
     assert repr(ns["p"]) == "Point(x=4.0, tags=[])"
 
 
-def test_parameters_are_globals_before_inputs_and_cells(tmp_path: Path) -> None:
-    save_value("rows", [1, 2, 3], str(tmp_path / "rows"))
+def test_parameters_are_globals_before_inputs_and_cells(rt: Runtime, tmp_path: Path) -> None:
+    rt.save_value("rows", [1, 2, 3], str(tmp_path / "rows"))
     inputs = {"rows": str(tmp_path / "rows")}
-    ns = step("load", "total = sum(rows) * seed", parameters={"seed": 7}, inputs=inputs)
+    ns = step(rt, "load", "total = sum(rows) * seed", parameters={"seed": 7}, inputs=inputs)
     assert ns["total"] == 42
 
 
-def test_top_level_await_runs_as_in_ipython() -> None:
-    ns = step("fetch", "import asyncio\nawait asyncio.sleep(0)\nfetched = True")
+def test_top_level_await_runs_as_in_ipython(rt: Runtime) -> None:
+    ns = step(rt, "fetch", "import asyncio\nawait asyncio.sleep(0)\nfetched = True")
     assert ns["fetched"] is True
 
 
-def test_main_module_is_restored_even_when_a_cell_fails() -> None:
+def test_main_module_is_restored_even_when_a_cell_fails(rt: Runtime) -> None:
     main = sys.modules["__main__"]
-    with pytest.raises(CellError):
-        step("boom", "1 / 0")
+    with pytest.raises(rt.CellError):
+        step(rt, "boom", "1 / 0")
     assert sys.modules["__main__"] is main
 
 
-def test_cells_do_not_inherit_the_runtimes_future_imports() -> None:
-    ns = step("types", "def f(x: int) -> int: return x\nhint = f.__annotations__['x']")
+def test_cells_do_not_inherit_the_runtimes_future_imports(rt: Runtime) -> None:
+    ns = step(rt, "types", "def f(x: int) -> int: return x\nhint = f.__annotations__['x']")
     assert ns["hint"] is int
 
 
 # Values between steps.
 
 
-def test_in_place_changes_reach_later_steps(tmp_path: Path) -> None:
+def test_in_place_changes_reach_later_steps(rt: Runtime, tmp_path: Path) -> None:
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    step("make", "items = [1]", outputs={"items": a})
-    step("grow", "items.append(2)", inputs={"items": a}, outputs={"items": b})
-    assert step("use", "n = len(items)", inputs={"items": b})["n"] == 2
+    step(rt, "make", "items = [1]", outputs={"items": a})
+    step(rt, "grow", "items.append(2)", inputs={"items": a}, outputs={"items": b})
+    assert step(rt, "use", "n = len(items)", inputs={"items": b})["n"] == 2
 
 
-def test_notebook_code_round_trips_between_steps_in_process(tmp_path: Path) -> None:
+def test_notebook_code_round_trips_between_steps_in_process(rt: Runtime, tmp_path: Path) -> None:
     names = ["f", "square", "add3", "Point", "p", "Counter", "c"]
     paths = {name: str(tmp_path / name) for name in names}
-    step("define", DEFINE, outputs=paths)
-    ns = step("use", USE, inputs=paths)
+    step(rt, "define", DEFINE, outputs=paths)
+    ns = step(rt, "use", USE, inputs=paths)
     assert ns["checked"] is True
 
 
@@ -349,25 +379,27 @@ def test_prelude_classes_and_functions_travel_by_name_between_processes(tmp_path
     step_in_subprocess(tmp_path, "use", PRELUDE, use, inputs=paths, prelude=1)
 
 
-def test_prelude_runs_before_inputs_are_loaded(tmp_path: Path) -> None:
-    save_value("rows", [1], str(tmp_path / "rows"))
-    ns = step(
-        "s", "seen = 'rows' in globals()", "n = len(rows)", prelude=1, inputs={"rows": str(tmp_path / "rows")}
-    )
+def test_prelude_runs_before_inputs_are_loaded(rt: Runtime, tmp_path: Path) -> None:
+    rt.save_value("rows", [1], str(tmp_path / "rows"))
+    inputs = {"rows": str(tmp_path / "rows")}
+    ns = step(rt, "s", "seen = 'rows' in globals()", "n = len(rows)", prelude=1, inputs=inputs)
     assert ns["seen"] is False and ns["n"] == 1
 
 
-def test_a_class_redefined_in_a_later_step_is_a_different_class(tmp_path: Path) -> None:
-    step("a", "class Box:\n    pass\nbox = Box()", outputs={"box": str(tmp_path / "box")})
-    step("b", "class Box:\n    size = 2", outputs={"Box": str(tmp_path / "Box")})
+def test_a_class_redefined_in_a_later_step_is_a_different_class(rt: Runtime, tmp_path: Path) -> None:
+    step(rt, "a", "class Box:\n    pass\nbox = Box()", outputs={"box": str(tmp_path / "box")})
+    step(rt, "b", "class Box:\n    size = 2", outputs={"Box": str(tmp_path / "Box")})
     inputs = {"box": str(tmp_path / "box"), "Box": str(tmp_path / "Box")}
-    ns = step("c", "same = isinstance(box, Box)", inputs=inputs)
+    ns = step(rt, "c", "same = isinstance(box, Box)", inputs=inputs)
     assert ns["same"] is False  # as in the notebook: box was made by the first definition
 
 
-def test_a_class_dill_cannot_pickle_by_value_fails_when_saved_not_when_loaded(tmp_path: Path) -> None:
-    with pytest.raises(UnserializableValueError, match="define the class in the prelude"):
+def test_a_class_dill_cannot_pickle_by_value_fails_when_saved_not_when_loaded(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    with pytest.raises(rt.UnserializableValueError, match="define the class in the prelude"):
         step(
+            rt,
             "a",
             "import enum\nclass Color(enum.Enum):\n    RED = 1\nred = Color.RED",
             outputs={"red": str(tmp_path)},
@@ -375,16 +407,16 @@ def test_a_class_dill_cannot_pickle_by_value_fails_when_saved_not_when_loaded(tm
     assert not os.listdir(tmp_path)
 
 
-def test_modules_travel_by_name(tmp_path: Path) -> None:
-    save_value("np", np, str(tmp_path / "np"))
-    assert load_value(str(tmp_path / "np")) is np
+def test_modules_travel_by_name(rt: Runtime, tmp_path: Path) -> None:
+    rt.save_value("np", np, str(tmp_path / "np"))
+    assert rt.load_value(str(tmp_path / "np")) is np
 
 
-def test_an_input_that_cannot_be_loaded_names_the_variable(tmp_path: Path) -> None:
+def test_an_input_that_cannot_be_loaded_names_the_variable(rt: Runtime, tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "value.dill").write_bytes(b"not a pickle")
-    with pytest.raises(StepError, match="step 'use': cannot load variable 'x' from"):
-        step("use", "y = x", inputs={"x": str(tmp_path / "x")})
+    with pytest.raises(rt.StepError, match="step 'use': cannot load variable 'x' from"):
+        step(rt, "use", "y = x", inputs={"x": str(tmp_path / "x")})
 
 
 def test_a_failing_later_step_in_a_subprocess_reports_the_cell(tmp_path: Path) -> None:
@@ -410,13 +442,13 @@ def _generator() -> Any:
     ids=["generator", "open file", "socket", "dict holding a generator"],
 )
 def test_unserializable_values_name_step_variable_and_type_and_leave_no_file(
-    tmp_path: Path, make: Any, type_name: str, advice: str
+    rt: Runtime, tmp_path: Path, make: Any, type_name: str, advice: str
 ) -> None:
     value = make()
     out = tmp_path / "rows"
     try:
-        with pytest.raises(UnserializableValueError) as caught:
-            save_value("rows", value, str(out), step="load")
+        with pytest.raises(rt.UnserializableValueError) as caught:
+            rt.save_value("rows", value, str(out), step="load")
     finally:
         if hasattr(value, "close"):
             value.close()
@@ -426,38 +458,42 @@ def test_unserializable_values_name_step_variable_and_type_and_leave_no_file(
     assert not out.exists()
 
 
-def test_locks_travel_as_new_locks_as_dill_makes_them(tmp_path: Path) -> None:
-    save_value("guarded", {"lock": threading.Lock(), "n": 1}, str(tmp_path / "guarded"))
-    loaded: Any = load_value(str(tmp_path / "guarded"))
+def test_locks_travel_as_new_locks_as_dill_makes_them(rt: Runtime, tmp_path: Path) -> None:
+    rt.save_value("guarded", {"lock": threading.Lock(), "n": 1}, str(tmp_path / "guarded"))
+    loaded: Any = rt.load_value(str(tmp_path / "guarded"))
     with loaded["lock"]:
         assert loaded["n"] == 1
 
 
-def test_unserializable_output_fails_the_step(tmp_path: Path) -> None:
-    with pytest.raises(UnserializableValueError, match=r"step 'load': variable 'rows' \(a generator\)"):
-        step("load", "rows = (i for i in range(3))", outputs={"rows": str(tmp_path / "rows")})
+def test_unserializable_output_fails_the_step(rt: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(rt.UnserializableValueError, match=r"step 'load': variable 'rows' \(a generator\)"):
+        step(rt, "load", "rows = (i for i in range(3))", outputs={"rows": str(tmp_path / "rows")})
     assert not (tmp_path / "rows").exists()
 
 
-def test_open_files_inside_values_are_refused_but_in_memory_buffers_travel(tmp_path: Path) -> None:
-    with open(__file__) as handle, pytest.raises(UnserializableValueError, match="open file"):
-        save_value("files", [handle], str(tmp_path / "files"))
-    save_value("buffer", io.BytesIO(b"abc"), str(tmp_path / "buffer"))
-    assert load_value(str(tmp_path / "buffer")).getvalue() == b"abc"  # type: ignore[attr-defined]
+def test_open_files_inside_values_are_refused_but_in_memory_buffers_travel(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    with open(__file__) as handle, pytest.raises(rt.UnserializableValueError, match="open file"):
+        rt.save_value("files", [handle], str(tmp_path / "files"))
+    rt.save_value("buffer", io.BytesIO(b"abc"), str(tmp_path / "buffer"))
+    assert rt.load_value(str(tmp_path / "buffer")).getvalue() == b"abc"
 
 
-def test_missing_output_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(StepError, match="step 'load': variable 'rows' is not defined"):
-        step("load", "x = 1", outputs={"rows": str(tmp_path / "rows")})
+def test_missing_output_names_the_variable(rt: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(rt.StepError, match="step 'load': variable 'rows' is not defined"):
+        step(rt, "load", "x = 1", outputs={"rows": str(tmp_path / "rows")})
 
 
 # Failing cells.
 
 
-def test_failing_cell_reports_step_cell_line_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_cell_reports_step_cell_line_and_traceback(
+    rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = "def ratio(a, b):\n    return a / b\n"
-    with pytest.raises(CellError) as caught:
-        run_step(
+    with pytest.raises(rt.CellError) as caught:
+        rt.run_step(
             step="train",
             notebook="wine.ipynb",
             cells=[(4, source), (7, "x = 1\ny = 2\nz = ratio(x, 0)\n")],
@@ -473,7 +509,7 @@ def test_failing_cell_reports_step_cell_line_and_traceback(capsys: pytest.Captur
     assert 'File "<wine.ipynb cell 7>", line 3, in <module>' in text
     assert 'File "<wine.ipynb cell 4>", line 2, in ratio' in text
     assert "return a / b" in text  # the cell's source shows in the traceback
-    assert "run_step" not in text and "marshal.py" not in text
+    assert "run_step" not in text and '.py"' not in text  # no frame of the runtime's, nor of any module
     marker = "KALE_YAML_CELL_FAILED "
     markers = [line for line in capsys.readouterr().err.splitlines() if line.startswith(marker)]
     assert len(markers) == 1
@@ -486,9 +522,9 @@ def test_failing_cell_reports_step_cell_line_and_traceback(capsys: pytest.Captur
     }
 
 
-def test_syntax_error_reports_its_line() -> None:
-    with pytest.raises(CellError) as caught:
-        step("parse", "x = 1\ny = (\n")
+def test_syntax_error_reports_its_line(rt: Runtime) -> None:
+    with pytest.raises(rt.CellError) as caught:
+        step(rt, "parse", "x = 1\ny = (\n")
     assert (caught.value.cell, caught.value.line) == (1, 2)
     assert "SyntaxError" in str(caught.value).splitlines()[0]
 
@@ -506,9 +542,10 @@ class FakeMetrics:
         self.logged[name] = value
 
 
-def test_metrics_are_logged_as_floats_and_written_to_the_artifact(tmp_path: Path) -> None:
+def test_metrics_are_logged_as_floats_and_written_to_the_artifact(rt: Runtime, tmp_path: Path) -> None:
     metrics = FakeMetrics(str(tmp_path / "metrics"))
     step(
+        rt,
         "evaluate",
         "import numpy as np\naccuracy = np.float64(0.75)\nf1 = 1\nn = np.int64(3)",
         metrics=metrics,
@@ -522,25 +559,23 @@ def test_metrics_are_logged_as_floats_and_written_to_the_artifact(tmp_path: Path
     ("source", "problem"),
     [("x = 1", "'accuracy' is not defined"), ("accuracy = 'high'", "'accuracy' is a str, not a number")],
 )
-def test_missing_or_non_numeric_metric_is_an_error(source: str, problem: str, tmp_path: Path) -> None:
-    with pytest.raises(MetricError, match=f"step 'evaluate': metric {problem}"):
-        step("evaluate", source, metrics=FakeMetrics(str(tmp_path / "m")), metric_names=["accuracy"])
+def test_missing_or_non_numeric_metric_is_an_error(
+    rt: Runtime, source: str, problem: str, tmp_path: Path
+) -> None:
+    with pytest.raises(rt.MetricError, match=f"step 'evaluate': metric {problem}"):
+        step(rt, "evaluate", source, metrics=FakeMetrics(str(tmp_path / "m")), metric_names=["accuracy"])
 
 
-# The runtime is embedded verbatim in generated code.
+# The runtime as generated code carries it: one function, exec'd alone (its text: test_runtime_code.py).
 
 
-def test_source_can_be_embedded_in_a_triple_quoted_literal() -> None:
-    text = SOURCE_PATH.read_text(encoding="utf-8")
-    assert chr(92) not in text  # no backslash
-    assert "'''" not in text
-
-
-def test_source_works_exec_d_into_a_fresh_namespace(tmp_path: Path) -> None:
+def test_the_carried_runtime_works_exec_d_into_a_fresh_namespace(tmp_path: Path) -> None:
     namespace: dict[str, Any] = {}
-    exec(compile(SOURCE_PATH.read_text(encoding="utf-8"), "<kale-yaml runtime>", "exec"), namespace)
-    namespace["save_value"]("a", np.ones(3), str(tmp_path / "a"))
-    ns = namespace["run_step"](
+    exec(compile(runtime_function().source, "ephemeral_component.py", "exec"), namespace)
+    assert [name for name in namespace if name != "__builtins__"] == [runtime_function().name]
+    carried = namespace[runtime_function().name]()
+    carried.save_value("a", np.ones(3), str(tmp_path / "a"))
+    ns = carried.run_step(
         step="s",
         notebook="n.ipynb",
         cells=[(1, "b = a.sum()")],
@@ -549,15 +584,16 @@ def test_source_works_exec_d_into_a_fresh_namespace(tmp_path: Path) -> None:
         outputs={"b": str(tmp_path / "b")},
     )
     assert ns["b"] == 3.0
-    assert namespace["load_value"](str(tmp_path / "b")) == 3.0
+    assert carried.load_value(str(tmp_path / "b")) == 3.0
 
 
-def test_source_imports_only_the_standard_library_and_dill() -> None:
+def test_the_carried_runtime_imports_only_the_standard_library_and_dill(tmp_path: Path) -> None:
     code = (
-        "import sys; before = set(sys.modules); sys.modules['kale_yaml'] = None;"
-        f"exec(open({str(SOURCE_PATH)!r}).read(), {{}});"
+        "import sys; before = set(sys.modules); sys.modules['kale_yaml'] = None; runtime = {};"
+        f"exec(open({str(carried_file(tmp_path))!r}).read(), runtime);"
+        f"runtime[{runtime_function().name!r}]();"
         "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in"
-        " ('numpy', 'pandas', 'sklearn', 'joblib', 'torch', 'keras', 'tensorflow')))"
+        " ('numpy', 'pandas', 'sklearn', 'joblib', 'torch', 'keras', 'tensorflow', 'kfp')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
@@ -566,20 +602,20 @@ def test_source_imports_only_the_standard_library_and_dill() -> None:
 # Optional libraries.
 
 
-def test_torch_values_round_trip(tmp_path: Path) -> None:
+def test_torch_values_round_trip(rt: Runtime, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     model = torch.nn.Linear(2, 1)
-    assert save_value("model", model, str(tmp_path / "model")) == "pt"
-    loaded: Any = load_value(str(tmp_path / "model"))
+    assert rt.save_value("model", model, str(tmp_path / "model")) == "pt"
+    loaded: Any = rt.load_value(str(tmp_path / "model"))
     assert torch.equal(loaded.weight, model.weight)
-    assert save_value("t", torch.ones(3), str(tmp_path / "t")) == "pt"
+    assert rt.save_value("t", torch.ones(3), str(tmp_path / "t")) == "pt"
 
 
-def test_keras_models_round_trip(tmp_path: Path) -> None:
+def test_keras_models_round_trip(rt: Runtime, tmp_path: Path) -> None:
     keras = pytest.importorskip("keras")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    assert save_value("model", model, str(tmp_path / "model")) == "keras"
-    loaded: Any = load_value(str(tmp_path / "model"))
+    assert rt.save_value("model", model, str(tmp_path / "model")) == "keras"
+    loaded: Any = rt.load_value(str(tmp_path / "model"))
     assert loaded.count_params() == model.count_params()
 
 
@@ -595,7 +631,7 @@ def _run_in_subprocess(tmp_path: Path, *sources: str, **kwargs: Any) -> subproce
     args.update({"outputs": {}, **kwargs})
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(args), encoding="utf-8")
-    command = [sys.executable, "-c", RUNNER, str(SOURCE_PATH), str(spec)]
+    command = [sys.executable, "-c", RUNNER, str(carried_file(tmp_path)), str(spec)]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
@@ -646,10 +682,10 @@ def test_a_cell_that_exits_fails_the_step_with_a_non_zero_status(
     assert not (tmp_path / "x").exists()
 
 
-def test_an_exit_while_saving_an_output_fails_the_step() -> None:
+def test_an_exit_while_saving_an_output_fails_the_step(rt: Runtime) -> None:
     source = "class Bye:\n    def __reduce__(self):\n        raise SystemExit(0)\nbye = Bye()"
-    with pytest.raises(StepError, match=r"step 'save': SystemExit: 0"):
-        step("save", source, outputs={"bye": "/nonexistent/never-written"})
+    with pytest.raises(rt.StepError, match=r"step 'save': SystemExit: 0"):
+        step(rt, "save", source, outputs={"bye": "/nonexistent/never-written"})
 
 
 # A full disk.
@@ -685,8 +721,10 @@ def test_a_full_disk_names_the_variable_and_step_being_saved(
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv("KALE_YAML_EVENTS", str(events))
     out = tmp_path / "rows"
-    with pytest.raises(StepError) as caught:
-        step("load", "rows = list(range(10))", outputs={"rows": str(out)})
+    with pytest.raises(
+        runtime.StepError
+    ) as caught:  # the modules only: the carried runtime has no `open` to patch
+        step(modules(), "load", "rows = list(range(10))", outputs={"rows": str(out)})
     message = f"step 'load': cannot save variable 'rows' to {out}: No space left on device"
     assert str(caught.value) == message
     assert _events(events)[-1]["error"] == message
@@ -712,10 +750,12 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
 
 
-def test_a_really_full_disk_names_the_variable_and_leaves_no_partial_value(tiny_disk: Path) -> None:
+def test_a_really_full_disk_names_the_variable_and_leaves_no_partial_value(
+    rt: Runtime, tiny_disk: Path
+) -> None:
     out = tiny_disk / "blob"
     with pytest.raises(
-        StepError, match=r"^step 'load': cannot save variable 'blob' to .*: No space left on device$"
+        rt.StepError, match=r"^step 'load': cannot save variable 'blob' to .*: No space left on device$"
     ):
-        save_value("blob", os.urandom(1 << 20), str(out), step="load")
+        rt.save_value("blob", os.urandom(1 << 20), str(out), step="load")
     assert not out.exists()

@@ -24,8 +24,8 @@ from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
 from kale_yaml.cli.main import main
-from kale_yaml.errors import KaleYamlError
-from kale_yaml.run.remote import SubmitError, follow, host_from_environment, submit
+from kale_yaml.errors import KaleYamlError, SubmitError
+from kale_yaml.run.remote import follow, host_from_environment, submit
 from tests.conftest import CASES, CopyCase
 
 API = "/apis/v2beta1"

@@ -22,7 +22,7 @@ import yaml
 from kale_yaml import api
 from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
-from kale_yaml.resources import runtime_source
+from kale_yaml.render.runtime_code import runtime_function
 from kale_yaml.run.local import RunOptions, RunResult, run_local
 from kale_yaml.runtime import marshal
 from tests.conftest import CASES, REPO, CopyCase, case_dirs
@@ -48,8 +48,9 @@ REFERENCE_SCRIPT = textwrap.dedent(
     """
     import json, sys, types
     plan = json.load(open(sys.argv[1]))
-    runtime = {}
-    exec(compile(open(sys.argv[2]).read(), "<runtime>", "exec"), runtime)
+    namespace = {}
+    exec(compile(open(sys.argv[2]).read(), "<runtime>", "exec"), namespace)
+    runtime = namespace[sys.argv[3]]()  # the runtime as generated code carries it
     module = types.ModuleType("__main__")
     sys.modules["__main__"] = module
     ns = module.__dict__
@@ -66,7 +67,7 @@ REFERENCE_SCRIPT = textwrap.dedent(
             if name not in ns or isinstance(value, (types.ModuleType, types.FunctionType, type)):
                 continue
             try:
-                runtime["save_value"](name, value, f"{plan['out']}/{step['name']}/{name}")
+                runtime.save_value(name, value, f"{plan['out']}/{step['name']}/{name}")
             except Exception:
                 continue
             names.append(name)
@@ -96,10 +97,11 @@ def reference(
     }
     out.mkdir(parents=True)
     (out / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    function = runtime_function()
     runtime = out / "runtime.py"
-    runtime.write_text(runtime_source(), encoding="utf-8")
+    runtime.write_text(function.source, encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-c", REFERENCE_SCRIPT, str(out / "plan.json"), str(runtime)],
+        [sys.executable, "-c", REFERENCE_SCRIPT, str(out / "plan.json"), str(runtime), function.name],
         capture_output=True,
         text=True,
         cwd=project.sidecar.parent,

@@ -21,7 +21,9 @@ import ast
 import re
 import warnings
 
-from kale_yaml.errors import Collector, Diagnostic
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
+from kale_yaml.errors import Collector
 from kale_yaml.load.cells import Cell
 
 RUNNABLE_CELL_MAGICS = frozenset({"time", "capture"})
@@ -208,8 +210,8 @@ def _magic_lines(lines: list[str]) -> list[tuple[int, bool]]:
 def parse_cell(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | None, str]:
     """The cell's executable source and its syntax tree; None (with errors in `out`) when it cannot run."""
 
-    def error(line: int | None, message: str, col: int | None = None) -> None:
-        out.add(Diagnostic(file=notebook, cell=cell.number, line=line, col=col, message=message))
+    def error(kind: Kind, line: int | None, message: str, col: int | None = None) -> None:
+        out.add(kind.at(notebook, message, cell=cell.number, line=line, col=col))
 
     tree = _tree(cell.source)
     source = cell.source
@@ -220,23 +222,21 @@ def parse_cell(cell: Cell, notebook: str, out: Collector) -> tuple[ast.Module | 
             message = (
                 f"cell magic '{e.magic_name}' cannot run in a pipeline step: skip the cell or rewrite it"
             )
-            error(e.line, message)
+            error(ky.CELL_MAGIC, e.line, message)
             return None, cell.source
         for line, message in found:
-            out.add(
-                Diagnostic(file=notebook, cell=cell.number, line=line, message=message, severity="warning")
-            )
+            out.add(ky.LEFT_OUT.at(notebook, message, cell=cell.number, line=line))
     try:
         tree = tree or parse_python(source)
         compile_check(source, f"<cell {cell.number}>")
     except NestedTooDeeply:
-        error(None, TOO_DEEP_FOR_PYTHON)
+        error(ky.TOO_DEEP_TO_COMPILE, None, TOO_DEEP_FOR_PYTHON)
         return None, source
     except SyntaxError as e:
-        error(e.lineno, _syntax_message(e, source), e.offset)
+        error(ky.SYNTAX_ERROR, e.lineno, _syntax_message(e, source), e.offset)
         return None, source
     except ValueError as e:  # e.g. a null byte in the source
-        error(None, str(e))
+        error(ky.SYNTAX_ERROR, None, str(e))
         return None, source
     return tree, source
 

@@ -31,9 +31,12 @@ import keyword
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.analysis.bindings import Env, Read
 from kale_yaml.analysis.magics import CellMagicError, executable_source, parse_cell
 from kale_yaml.analysis.scopes import NON_MUTATING
-from kale_yaml.analysis.walker import Env, Read, TooDeepToWalk, Walker
+from kale_yaml.analysis.walker import TooDeepToWalk, Walker
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import AnalysisError, Collector, Diagnostic
 from kale_yaml.load.cells import Cell
 
@@ -95,7 +98,7 @@ def cell_facts(cell: Cell, builtin_names: Collection[str] = DEFAULT_BUILTINS) ->
             walker.run(cell.number, tree)
         except TooDeepToWalk as e:
             raise AnalysisError.single(
-                Diagnostic(file="<notebook>", cell=cell.number, line=e.line, message=TOO_DEEP_FOR_ANALYSIS)
+                ky.TOO_DEEP_TO_ANALYSE.at("<notebook>", TOO_DEEP_FOR_ANALYSIS, cell=cell.number, line=e.line)
             ) from None
     reads = {r.name for r in walker.reads if r.name not in walker.builtins or r.name in walker.touched}
     return CellFacts(
@@ -128,13 +131,13 @@ def analyse(
 ) -> Analysis:
     """Reads (with providers), outputs, definitions and sources per step; AnalysisError lists all errors.
 
-    `locate_key(step, key, index, message)` places a problem with a step's `inputs:`/`outputs:` entry in the
-    sidecar; without it, such problems point at the step's first cell.
+    `locate_key(step, key, index, kind, message)` places a problem with a step's `inputs:`/`outputs:` entry
+    in the sidecar; without it, such problems point at the step's first cell.
     """
     return _Analyser(notebook_name, frozenset(builtin_names), locate_key).run(prelude, parameters, steps)
 
 
-KeyLocator = Callable[[str, str, int, str], Diagnostic]
+KeyLocator = Callable[[str, str, int, Kind, str], Diagnostic]
 
 
 class _Analyser:
@@ -151,7 +154,8 @@ class _Analyser:
         head = self.unit(PRELUDE, prelude, None, None)
         for name, cells, inputs, outputs in steps:
             if name in (PRELUDE, PARAMETER):
-                self.error(next((c.number for c in cells), None), None, f"a step cannot be named '{name}'")
+                first = next((c.number for c in cells), None)
+                self.error(ky.RESERVED_STEP_NAME, first, None, f"a step cannot be named '{name}'")
             self.order.append(self.unit(name, cells, inputs, outputs))
             self.steps[name] = self.order[-1]
         self.out.raise_if_any(AnalysisError)
@@ -165,14 +169,16 @@ class _Analyser:
         found = sorted(self.out.warnings, key=lambda d: (d.cell or 0, d.line or 0, d.message))
         return Analysis(tuple(flows), tuple(found), tuple(head.sources))
 
-    def error(self, cell: int | None, line: int | None, message: str) -> None:
-        self.out.add(Diagnostic(file=self.notebook, cell=cell, line=line, message=message))
+    def error(self, kind: Kind, cell: int | None, line: int | None, message: str) -> None:
+        self.out.add(kind.at(self.notebook, message, cell=cell, line=line))
 
-    def key_error(self, step: str, key: str, index: int, first_cell: int | None, message: str) -> None:
+    def key_error(
+        self, step: str, key: str, index: int, first_cell: int | None, kind: Kind, message: str
+    ) -> None:
         if self.locate_key is not None:
-            self.out.add(self.locate_key(step, key, index, message))
+            self.out.add(self.locate_key(step, key, index, kind, message))
         else:
-            self.error(first_cell, None, f"{key}: {message}")
+            self.error(kind, first_cell, None, f"{key}: {message}")
 
     def unit(
         self, name: str, cells: Sequence[Cell], inputs: Sequence[str] | None, outputs: Sequence[str] | None
@@ -191,12 +197,14 @@ class _Analyser:
         for key, names in (("inputs", inputs or ()), ("outputs", outputs or ())):
             for i, n in enumerate(names):
                 if not n.isidentifier() or keyword.iskeyword(n):
-                    self.key_error(name, key, i, first, f"'{n}' is not a Python variable name")
+                    self.key_error(
+                        name, key, i, first, ky.NOT_A_VARIABLE, f"'{n}' is not a Python variable name"
+                    )
         for i, n in enumerate(inputs or ()):
             if n in self.env.provider:
                 self.take(flow, n, self.env.provider[n])
             elif n.isidentifier():
-                self.key_error(name, "inputs", i, first, f"no earlier cell defines '{n}'")
+                self.key_error(name, "inputs", i, first, ky.UNDEFINED_INPUT, f"no earlier cell defines '{n}'")
         self.resolve(flow, walker)
         self.commit(flow, walker, set(outputs or ()), opaque)
         return flow
@@ -206,7 +214,7 @@ class _Analyser:
         try:
             walker.run(cell, tree)
         except TooDeepToWalk as e:
-            self.error(cell, e.line, TOO_DEEP_FOR_ANALYSIS)
+            self.error(ky.TOO_DEEP_TO_ANALYSE, cell, e.line, TOO_DEEP_FOR_ANALYSIS)
             return False
         return True
 
@@ -215,10 +223,13 @@ class _Analyser:
         for r in walker.reads:
             provider = env.provider.get(r.name)
             if r.kind == "deleted":
-                self.report(flow, r, f"'{r.name}' is read here after `del {r.name}` removed it")
+                self.report(
+                    flow, r, ky.DELETED_NAME, f"'{r.name}' is read here after `del {r.name}` removed it"
+                )
             elif r.name in env.deleted:
                 if r.kind == "hard":
-                    self.report(flow, r, f"'{r.name}' is read here but cell {env.deleted[r.name]} deletes it")
+                    message = f"'{r.name}' is read here but cell {env.deleted[r.name]} deletes it"
+                    self.report(flow, r, ky.DELETED_NAME, message)
             elif provider is not None:
                 self.take(flow, r.name, provider)
             elif r.kind == "soft" or r.lenient or r.name in self.builtins or env.opaque:
@@ -226,12 +237,13 @@ class _Analyser:
             elif env.star is not None:  # assumed to come from that unit's `from x import *`
                 self.take(flow, r.name, env.star)
             else:
-                self.report(flow, r, f"'{r.name}' is read here but no earlier cell defines it")
+                message = f"'{r.name}' is read here but no earlier cell defines it"
+                self.report(flow, r, ky.UNDEFINED_NAME, message)
 
-    def report(self, flow: _Flow, r: Read, message: str) -> None:
+    def report(self, flow: _Flow, r: Read, kind: Kind, message: str) -> None:
         if (flow.name, r.name) not in self.reported:
             self.reported.add((flow.name, r.name))
-            self.error(r.cell, r.line, message)
+            self.error(kind, r.cell, r.line, message)
 
     def take(self, flow: _Flow, name: str, provider: str) -> None:
         # A loop, not recursion: the chain of steps that each bind `name` on some paths only is as long as

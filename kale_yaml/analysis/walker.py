@@ -1,8 +1,9 @@
 """Walks one unit's module-level code in execution order: the names it reads, binds, deletes and changes.
 
-A unit is the prelude or one step; `Env` is what the units before it leave behind. The walker records
-every read (and whether the name must exist), and which names end up bound, maybe bound, deleted or
-changed in place; `kale_yaml.analysis.steps` turns these into providers and outputs. Function and class bodies
+A unit is the prelude or one step; `Env` is what the units before it leave behind. The walker records, in
+the state it inherits from `Bindings` (bindings.py), every read (and whether the name must exist), and which
+names end up bound, maybe bound, deleted or changed in place; `kale_yaml.analysis.steps` turns these into
+providers and outputs. Function and class bodies
 are summarised by `kale_yaml.analysis.scopes`, and their effects applied where their names are used.
 """
 
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 
+from kale_yaml.analysis.bindings import Bindings
 from kale_yaml.analysis.scopes import (
     ARGUMENT_MUTATORS,
     EMPTY,
@@ -26,15 +27,6 @@ from kale_yaml.analysis.scopes import (
 )
 
 
-@dataclass(frozen=True)
-class Read:
-    name: str
-    cell: int
-    line: int
-    kind: str  # "hard": must exist; "soft": taken if provided; "deleted": after `del` in this unit
-    lenient: bool  # after a star import or an unreadable cell in this unit
-
-
 class TooDeepToWalk(Exception):
     """A statement whose nesting exhausted the recursion limit while being walked."""
 
@@ -43,42 +35,11 @@ class TooDeepToWalk(Exception):
         self.line = line
 
 
-@dataclass
-class Env:
-    """What the units so far leave behind."""
-
-    provider: dict[str, str] = field(default_factory=dict)
-    deferred: dict[str, Deferred] = field(default_factory=dict)
-    modules: set[str] = field(default_factory=set)  # names whose binding is an import
-    deleted: dict[str, int] = field(default_factory=dict)  # name -> cell whose `del` removed it
-    star: str | None = None  # the last unit with `from x import *`
-    opaque: bool = False  # some cell could not be analysed: its bindings are unknown
-
-
-State = tuple[set[str], set[str], dict[str, int]]  # definitely bound, maybe bound, definitely deleted
 Task = ast.AST | Callable[[], None]  # a node to visit, or work to do once the nodes before it are visited
 
 
-class Walker:
+class Walker(Bindings):
     """Walks one unit's module-level code in execution order, recording reads, bindings and changes."""
-
-    def __init__(self, env: Env, builtin_names: frozenset[str]) -> None:
-        self.env, self.builtins = env, builtin_names
-        self.definite: set[str] = set()
-        self.maybe: set[str] = set()
-        self.gone: dict[str, int] = {}
-        self.touched: set[str] = set()
-        self.changed: set[str] = set()
-        self.deferred: dict[str, Deferred] = {}
-        self.modules: dict[str, bool] = {}
-        self.aliases: dict[str, str] = {}
-        self.loops: list[frozenset[str]] = []
-        self.comps: list[set[str]] = []
-        self.classes: list[tuple[set[str], list[Deferred]]] = []
-        self.refs: list[tuple[set[str], list[Deferred]]] = []
-        self.reads: list[Read] = []
-        self.lenient = self.star = False
-        self.cell = 0
 
     def run(self, cell: int, tree: ast.Module) -> None:
         self.cell = cell
@@ -92,117 +53,13 @@ class Walker:
                 self.loops, self.comps, self.classes, self.refs = [], [], [], []
                 raise TooDeepToWalk(statement.lineno) from None
 
-    # -- state ---------------------------------------------------------------------------------------------
-    def deferred_of(self, name: str) -> Deferred:
-        return self.deferred[name] if name in self.deferred else self.env.deferred.get(name, EMPTY)
-
-    def is_module(self, name: str) -> bool:
-        return self.modules.get(name, name in self.env.modules)
-
-    def save(self) -> State:
-        return set(self.definite), set(self.maybe), dict(self.gone)
-
-    def restore(self, state: State) -> None:
-        self.definite, self.maybe, self.gone = set(state[0]), set(state[1]), dict(state[2])
-
-    def merge(self, states: Sequence[State]) -> None:
-        self.definite = set.intersection(*(s[0] for s in states))
-        self.maybe = set.union(*(s[1] for s in states))
-        self.gone = {n: c for n, c in states[0][2].items() if all(n in s[2] for s in states)}
-
-    def local(self, name: str) -> bool:
-        return any(name in c for c in self.comps) or bool(self.classes and name in self.classes[-1][0])
-
-    def bind(
-        self, name: str, deferred: Deferred = EMPTY, module: bool = False, definite: bool = True
-    ) -> None:
-        if self.classes:
-            self.classes[-1][0].add(name)
-            return
-        if definite and not self.comps:
-            self.definite.add(name)
-        self.maybe.add(name)
-        self.touched.add(name)
-        self.gone.pop(name, None)
-        self.aliases.pop(name, None)
-        self.deferred[name], self.modules[name] = deferred, module
-
-    def unbind(self, name: str, line: int) -> None:
-        self.load(name, line)  # `del x` needs x
-        if self.classes:
-            self.classes[-1][0].discard(name)
-            return
-        self.definite.discard(name)
-        self.maybe.discard(name)
-        self.touched.add(name)
-        self.gone[name] = self.cell
-        self.deferred[name], self.modules[name] = EMPTY, False
-
-    def change(self, root: str | None, carried: Deferred = EMPTY) -> None:
-        if root is None or self.local(root) or self.is_module(root):
-            return
-        if root in self.builtins and root not in self.maybe and root not in self.env.provider:
-            return
-        for name in {root, self.aliases.get(root, root)}:
-            self.touched.add(name)
-            self.changed.add(name)
-            if carried:
-                self.deferred[name] = self.deferred_of(name) | carried
-
-    # -- reads ---------------------------------------------------------------------------------------------
-    def load(self, name: str, line: int, soft: bool = False) -> None:
-        if self.local(name):
-            return
-        if self.refs:
-            self.refs[-1][0].add(name)
-        self.note(name, line, soft)
-        self.use(self.deferred_of(name), line, {name})
-
-    def note(self, name: str, line: int, soft: bool) -> None:
-        if name in self.definite:
-            return
-        if name in self.gone:
-            kind = "soft" if soft else "deleted"
-        elif soft or name in self.maybe or any(name in names for names in self.loops):
-            kind = "soft"
-        else:
-            kind = "hard"
-        self.reads.append(Read(name, self.cell, line, kind, self.lenient))
-
-    def use(self, deferred: Deferred, line: int, seen: set[str]) -> None:
-        """Code behind a used name may run now: its reads (transitively) and global effects happen here."""
-        queue = [deferred]
-        while queue:
-            d = queue.pop()
-            for name in sorted(d.needs - seen):
-                seen.add(name)
-                if not self.local(name):
-                    self.note(name, line, soft=True)
-                    queue.append(self.deferred_of(name))
-            for name in d.binds:
-                self.maybe.add(name)
-                self.touched.add(name)
-                self.changed.add(name)
-                self.gone.pop(name, None)
-            for name in d.changes:
-                self.change(name)
-
-    def carried(self, names: set[str], lambdas: Sequence[Deferred]) -> Deferred:
-        """What a value built from `names` carries: the code of the functions and classes it is made from.
-
-        Notebook functions and classes travel with the values they are part of (by value), so a reader needs
-        their globals, not their names: `m = Net()` carries what Net's methods read.
-        """
-        result = EMPTY
-        for d in [*(self.deferred_of(n) for n in names), *lambdas]:
-            result |= d
-        return result
-
     # -- statements ----------------------------------------------------------------------------------------
     def block(self, body: Sequence[ast.stmt]) -> None:
         for node in body:
             self.stmt(node)
 
+    # Over 60 lines: one branch per kind of statement, each saying in what order its parts run. Read
+    # together they are the walker's execution order; split up, that order would be spread out.
     def stmt(self, node: ast.stmt) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             self.function(node)

@@ -20,7 +20,7 @@ Code cells are read in order, as Kale's NotebookProcessor reads them:
   `new_pvc` -> `create`; `snapshot: true` -> a snapshot after the run), storage_class_name,
   volume_access_mode, autosnapshot (snapshots before each step and after the run).
 Anything that cannot be mapped is a warning, never dropped in silence. Kale builds its DAG from `prev:` tags
-alone; `dependency_warnings` names the data edges kale-yaml's analysis adds on top of them.
+alone; `kale_dag.dependency_warnings` names the data edges kale-yaml's analysis adds on top of them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.steps import cell_facts
 from kale_yaml.authoring.draft import step_name
 from kale_yaml.authoring.kale_settings import (
@@ -40,10 +41,10 @@ from kale_yaml.authoring.kale_settings import (
     volume_lines,
 )
 from kale_yaml.authoring.sidecar_writer import commented, describe_numbers, flow, header, scalar, selector
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Diagnostic, KaleYamlError
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.nbmeta import NotebookMetadata
-from kale_yaml.plan.dag import Pipeline
 
 SPECIAL_TAGS = ("skip", "imports", "functions", "pipeline-parameters", "pipeline-metrics")
 _STEP_TAG = re.compile(r"^(step|block):(.*)$")
@@ -71,44 +72,6 @@ def import_kale(notebook: Notebook, meta: NotebookMetadata) -> KaleImport:
     return _Importer(notebook, meta).run()
 
 
-def dependency_warnings(result: KaleImport, pipeline: Pipeline) -> list[Diagnostic]:
-    """Data edges of the planned pipeline that Kale's `prev:` tags do not imply."""
-    ancestors = kale_ancestors(result)
-    found: list[Diagnostic] = []
-    for edge in pipeline.edges:
-        if edge.variables and edge.source not in ancestors.get(edge.target, set()):
-            names = ", ".join(edge.variables)
-            found.append(
-                Diagnostic(
-                    file=pipeline.config.notebook.display_name,
-                    message=f"step '{edge.target}' reads {names} from step '{edge.source}', which no"
-                    " prev: tag puts before it: Kale would not pass the value; kale-yaml adds the edge",
-                    severity="warning",
-                )
-            )
-    return found
-
-
-def kale_ancestors(result: KaleImport) -> dict[str, set[str]]:
-    """For each step, every step Kale runs before it (the transitive closure of the prev: tags)."""
-    parents: dict[str, set[str]] = {name: set() for name in result.steps}
-    for before, after in result.prev_edges:
-        parents.setdefault(after, set()).add(before)
-    closure: dict[str, set[str]] = {}
-
-    def visit(name: str, seen: frozenset[str]) -> set[str]:
-        if name not in closure:
-            found: set[str] = set()
-            for parent in parents.get(name, set()) - seen:
-                found |= {parent, *visit(parent, seen | {name})}
-            closure[name] = found
-        return closure[name]
-
-    for name in parents:
-        visit(name, frozenset())
-    return closure
-
-
 class _Importer:
     def __init__(self, notebook: Notebook, meta: NotebookMetadata) -> None:
         self.notebook, self.meta = notebook, meta
@@ -124,14 +87,12 @@ class _Importer:
         self.metrics_step: str | None = None
         kale = meta.metadata.get(KALE_METADATA_KEY) or {}
         if not isinstance(kale, dict):
-            self.warn(f"notebook metadata '{KALE_METADATA_KEY}' is not a mapping; left out")
+            self.warn(ky.KALE_LEFT_OUT, f"notebook metadata '{KALE_METADATA_KEY}' is not a mapping; left out")
             kale = {}
         self.kale: dict[str, Any] = kale
 
-    def warn(self, message: str, cell: int | None = None) -> None:
-        self.warnings.append(
-            Diagnostic(file=self.notebook.display_name, cell=cell, message=message, severity="warning")
-        )
+    def warn(self, kind: Kind, message: str, cell: int | None = None) -> None:
+        self.warnings.append(kind.at(self.notebook.display_name, message, cell=cell))
 
     # -- cells ---------------------------------------------------------------------------------------------
     def run(self) -> KaleImport:
@@ -152,6 +113,7 @@ class _Importer:
                 if last is None:
                     if not cell.is_blank:
                         self.warn(
+                            ky.KALE_UNTAGGED,
                             "untagged and before the first tagged cell: Kale leaves it out, so it goes"
                             " under skip",
                             cell.number,
@@ -165,37 +127,45 @@ class _Importer:
             assert name is not None
             if last == "pipeline-metrics":
                 self.warn(
+                    ky.KALE_CELL_ORDER,
                     f"step '{name}' comes after the pipeline-metrics cell; Kale wants that cell last",
                     cell.number,
                 )
-            if name in self.steps:
-                if prevs or settings.sources:
-                    tags = ", ".join([*(f"prev:{p}" for p in prevs), *settings.sources])
-                    self.warn(
-                        f"{tags} left out: only the first cell of step '{name}' configures it, as in Kale",
-                        cell.number,
-                    )
-                if step_of_last != name:
-                    self.warn(
-                        f"step '{name}' continues here after other steps' cells; as in Kale, all its cells"
-                        " run together, in its first cell's place",
-                        cell.number,
-                    )
-                self.steps[name].cells.append(cell.number)
-            else:
-                after = []
-                for prev in prevs:
-                    if prev not in self.steps:
-                        self.warn(
-                            f"prev:{prev}: no step '{prev}' comes before this cell (Kale rejects this)",
-                            cell.number,
-                        )
-                    after.append(prev)
-                    self.prev_edges.append((prev, name))
-                self.steps[name] = _Step(name, [cell.number], after, settings)
+            self.step_cell(cell.number, name, prevs, settings, continues=step_of_last == name)
             last = step_of_last = name
         self.assign_metrics()
         return KaleImport(self.render(), tuple(self.warnings), tuple(self.steps), tuple(self.prev_edges))
+
+    def step_cell(
+        self, number: int, name: str, prevs: list[str], settings: Settings, continues: bool
+    ) -> None:
+        """A cell tagged step:NAME: it starts the step, or adds to it (`continues`: right after its cells)."""
+        if name in self.steps:
+            if prevs or settings.sources:
+                tags = ", ".join([*(f"prev:{p}" for p in prevs), *settings.sources])
+                self.warn(
+                    ky.KALE_LEFT_OUT,
+                    f"{tags} left out: only the first cell of step '{name}' configures it, as in Kale",
+                    number,
+                )
+            if not continues:
+                self.warn(
+                    ky.KALE_CELL_ORDER,
+                    f"step '{name}' continues here after other steps' cells; as in Kale, all its cells"
+                    " run together, in its first cell's place",
+                    number,
+                )
+            self.steps[name].cells.append(number)
+            return
+        for prev in prevs:
+            if prev not in self.steps:
+                self.warn(
+                    ky.KALE_UNKNOWN_PREV,
+                    f"prev:{prev}: no step '{prev}' comes before this cell (Kale rejects this)",
+                    number,
+                )
+            self.prev_edges.append((prev, name))
+        self.steps[name] = _Step(name, [number], list(prevs), settings)
 
     def special(self, kind: str, number: int) -> None:
         {
@@ -210,13 +180,17 @@ class _Importer:
         tags = self.meta.tags(number)
         for tag in tags:
             if not isinstance(tag, str):
-                self.warn(f"tag {tag!r} is not a string; left out", number)
+                self.warn(ky.KALE_LEFT_OUT, f"tag {tag!r} is not a string; left out", number)
         text_tags = [t for t in tags if isinstance(t, str)]
         special = next((t for t in text_tags if t in SPECIAL_TAGS), None)
         if special is not None:
             others = [t for t in text_tags if t != special]
             if others:
-                self.warn(f"{', '.join(others)} left out: Kale reads only '{special}' on this cell", number)
+                self.warn(
+                    ky.KALE_LEFT_OUT,
+                    f"{', '.join(others)} left out: Kale reads only '{special}' on this cell",
+                    number,
+                )
             return special, None, [], Settings()
         names: list[str] = []
         prevs: list[str] = []
@@ -228,17 +202,20 @@ class _Importer:
                     names.append(self.step_name(step_tag.group(2), number))
             elif tag.startswith("prev:") and tag[5:]:
                 prevs.append(self.step_name(tag[5:], number))
-            elif not apply_setting(tag, settings, lambda message: self.warn(message, number)):
-                self.warn(f"tag '{tag}' is not a Kale tag kale-yaml knows; left out", number)
+            elif not apply_setting(tag, settings, lambda kind, message: self.warn(kind, message, number)):
+                self.warn(
+                    ky.KALE_LEFT_OUT, f"tag '{tag}' is not a Kale tag kale-yaml knows; left out", number
+                )
         if len(names) > 1:
             self.warn(
+                ky.KALE_SEVERAL_NAMES,
                 f"several step names ({', '.join(names)}); Kale allows one, kale-yaml uses '{names[0]}'",
                 number,
             )
         if not names:
             ignored = [*(f"prev:{p}" for p in prevs), *settings.sources]
             if ignored:
-                self.warn(f"{', '.join(ignored)} left out: the cell names no step", number)
+                self.warn(ky.KALE_LEFT_OUT, f"{', '.join(ignored)} left out: the cell names no step", number)
             return None, None, [], Settings()
         return "step", names[0], prevs, settings
 
@@ -247,6 +224,7 @@ class _Importer:
             name = step_name(kale_name, set(), "step")
             if name != kale_name:
                 self.warn(
+                    ky.KALE_RENAMED,
                     f"step '{kale_name}' is called '{name}' here: step names are [a-z][a-z0-9_]*"
                     " and not prelude or parameter",
                     number,
@@ -264,7 +242,9 @@ class _Importer:
                 match = _METRIC_LINE.match(line)
                 if match is None:
                     self.warn(
-                        f"line {i} of the pipeline-metrics cell is not a variable name; left out", number
+                        ky.KALE_METRICS,
+                        f"line {i} of the pipeline-metrics cell is not a variable name; left out",
+                        number,
                     )
                     continue
                 name = match.group(1) or match.group(2)
@@ -276,7 +256,10 @@ class _Importer:
         self.metrics = self.metric_names()
         if not self.metrics or not self.steps:
             if self.metrics:
-                self.warn("the pipeline-metrics cell names metrics but there is no step to report them")
+                self.warn(
+                    ky.KALE_METRICS,
+                    "the pipeline-metrics cell names metrics but there is no step to report them",
+                )
             return
         defines: dict[str, set[str]] = {}
         reads: dict[str, set[str]] = {}
@@ -300,8 +283,9 @@ class _Importer:
             if makers:
                 self.steps[chosen].inputs.append(metric)
                 self.warn(
+                    ky.KALE_METRICS,
                     f"metric '{metric}' is computed by step '{makers[-1]}'; step '{chosen}' reports the"
-                    " metrics, so it takes it as an input (`inputs:`)"
+                    " metrics, so it takes it as an input (`inputs:`)",
                 )
 
     # -- the sidecar ---------------------------------------------------------------------------------------
@@ -339,27 +323,10 @@ class _Importer:
                 commented(f"skip: {flow(selector(skipped, transparent))}", ", ".join(w for w in what if w))
             )
         if not self.steps:
-            self.warn("no cell is tagged step:NAME, so there is no step; add steps by hand")
+            self.warn(ky.KALE_NO_STEPS, "no cell is tagged step:NAME, so there is no step; add steps by hand")
         lines.append("steps:")
         for step in self.steps.values():
-            lines.append(f"  - name: {step.name}")
-            lines.append(
-                commented(
-                    f"    cells: {flow(selector(step.cells, transparent))}", describe_numbers(step.cells)
-                )
-            )
-            if step.after:
-                lines.append(
-                    commented(f"    after: {flow(step.after)}", " ".join(f"prev:{p}" for p in step.after))
-                )
-            if step.inputs:
-                lines.append(
-                    commented(f"    inputs: {flow(step.inputs)}", "metrics computed by earlier steps")
-                )
-            for key, value in step.settings.values.items():
-                lines.append(f"    {key}: {flow(value)}")
-            if step.settings.sources:
-                lines.append(f"    # from the tags {', '.join(step.settings.sources)}")
+            lines.extend(_step_lines(step, transparent))
         if self.metrics and self.metrics_step:
             lines.append("metrics:")
             lines.append(commented(f"  step: {self.metrics_step}", "the step that computes them"))
@@ -380,6 +347,22 @@ class _Importer:
             for c in self.notebook.cells
             if c.cell_type != "code" or c.number in self.skipped or (c.is_blank and c.number not in owned)
         }
+
+
+def _step_lines(step: _Step, transparent: set[int]) -> list[str]:
+    lines = [
+        f"  - name: {step.name}",
+        commented(f"    cells: {flow(selector(step.cells, transparent))}", describe_numbers(step.cells)),
+    ]
+    if step.after:
+        lines.append(commented(f"    after: {flow(step.after)}", " ".join(f"prev:{p}" for p in step.after)))
+    if step.inputs:
+        lines.append(commented(f"    inputs: {flow(step.inputs)}", "metrics computed by earlier steps"))
+    for key, value in step.settings.values.items():
+        lines.append(f"    {key}: {flow(value)}")
+    if step.settings.sources:
+        lines.append(f"    # from the tags {', '.join(step.settings.sources)}")
+    return lines
 
 
 def import_to_sidecar(notebook_path: Path) -> tuple[Path, KaleImport]:

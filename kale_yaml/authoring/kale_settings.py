@@ -11,16 +11,39 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.authoring.draft import pipeline_name
 from kale_yaml.authoring.sidecar_writer import commented, flow, scalar
+from kale_yaml.diagnostics import Kind
+from kale_yaml.resolve.config import DEFAULT_IMAGE
 
-Warn = Callable[[str], None]
+Warn = Callable[[Kind, str], None]
 KALE_METADATA_KEY = "kubeflow_notebook"
 _LIMIT_TAG = re.compile(r"^limit:([_a-z\-./]+):([_a-zA-Z0-9.]+)$")
 _ACCESS_MODES = {"rom": "ReadOnlyMany", "rwo": "ReadWriteOnce", "rwm": "ReadWriteMany"}
 # Metadata the Kale UI keeps for itself, or that a KFP v2 pipeline with artifacts has no use for.
 _QUIET_METADATA = frozenset(
     {"snapshot_volumes", "notebook_path", "marshal_volume", "marshal_path", "abs_working_dir"}
+)
+# Metadata read here (mapped, or left out with its own warning).
+_READ_METADATA = frozenset(
+    {
+        "pipeline_name",
+        "pipeline_description",
+        "experiment_name",
+        "experiment",
+        "docker_image",
+        "base_image",
+        "steps_defaults",
+        "katib_run",
+        "katib_metadata",
+        "kfp_host",
+        "timeout",
+        "volumes",
+        "storage_class_name",
+        "volume_access_mode",
+        "autosnapshot",
+    }
 )
 
 
@@ -70,7 +93,7 @@ def apply_setting(tag: str, settings: Settings, warn: Warn) -> bool:
     if problem is None:
         settings.sources.append(tag)
     else:
-        warn(f"tag '{tag}' {problem}; left out")
+        warn(ky.KALE_LEFT_OUT, f"tag '{tag}' {problem}; left out")
     return True
 
 
@@ -94,7 +117,7 @@ def pipeline_lines(kale: dict[str, Any], stem: str, warn: Warn) -> list[str]:
     name = pipeline_name(str(raw_name)) if raw_name else pipeline_name(stem)
     source = "kubeflow_notebook.pipeline_name" if raw_name else "no pipeline_name: named after the notebook"
     if raw_name and name != raw_name:
-        warn(f"pipeline name '{raw_name}' is '{name}' here: a Kubernetes name")
+        warn(ky.KALE_RENAMED, f"pipeline name '{raw_name}' is '{name}' here: a Kubernetes name")
     lines.append(commented(f"  name: {name}", source))
     if kale.get("pipeline_description"):
         lines.append(f"  description: {scalar(str(kale['pipeline_description']))}")
@@ -107,41 +130,31 @@ def pipeline_lines(kale: dict[str, Any], stem: str, warn: Warn) -> list[str]:
     if image:
         lines.append(commented(f"  image: {scalar(str(image))}", "kubeflow_notebook.docker_image"))
     else:
-        lines.append(commented("  # image: python:3.11-slim", "Kale used the notebook server's image"))
+        lines.append(commented(f"  # image: {DEFAULT_IMAGE}", "Kale used the notebook server's image"))
     defaults = Settings()
     for tag in kale.get("steps_defaults") or []:
         if not isinstance(tag, str) or not apply_setting(tag, defaults, warn):
-            warn(f"steps_defaults entry {tag!r} is not a tag kale-yaml knows; left out")
+            warn(ky.KALE_LEFT_OUT, f"steps_defaults entry {tag!r} is not a tag kale-yaml knows; left out")
     for key, value in defaults.values.items():
         lines.append(commented(f"  {key}: {flow(value)}", "kubeflow_notebook.steps_defaults"))
     if kale.get("katib_run"):
-        warn("kubeflow_notebook.katib_run: Katib tuning has no kale-yaml equivalent; left out")
+        warn(
+            ky.KALE_LEFT_OUT,
+            "kubeflow_notebook.katib_run: Katib tuning has no kale-yaml equivalent; left out",
+        )
     if kale.get("kfp_host"):
-        warn("kubeflow_notebook.kfp_host: kale-yaml takes the server per run: kale-yaml run --host URL")
+        warn(
+            ky.KALE_LEFT_OUT,
+            "kubeflow_notebook.kfp_host: kale-yaml takes the server per run: kale-yaml run --host URL",
+        )
     if kale.get("timeout"):
         warn(
+            ky.KALE_LEFT_OUT,
             f"kubeflow_notebook.timeout ({kale['timeout']}s for the whole run) left out: kale-yaml"
-            " times steps (steps[].timeout or pipeline.timeout)"
+            " times steps (steps[].timeout or pipeline.timeout)",
         )
-    known = {
-        "pipeline_name",
-        "pipeline_description",
-        "experiment_name",
-        "experiment",
-        "docker_image",
-        "base_image",
-        "steps_defaults",
-        "katib_run",
-        "katib_metadata",
-        "kfp_host",
-        "timeout",
-        "volumes",
-        "storage_class_name",
-        "volume_access_mode",
-        "autosnapshot",
-    }
-    for key in sorted(set(kale) - known - _QUIET_METADATA):
-        warn(f"kubeflow_notebook.{key} has no kale-yaml equivalent; left out")
+    for key in sorted(set(kale) - _READ_METADATA - _QUIET_METADATA):
+        warn(ky.KALE_LEFT_OUT, f"kubeflow_notebook.{key} has no kale-yaml equivalent; left out")
     return lines
 
 
@@ -152,40 +165,20 @@ def volume_lines(kale: dict[str, Any], warn: Warn) -> list[str]:
     raw_volumes = kale.get("volumes") or []
     for i, raw in enumerate(raw_volumes if isinstance(raw_volumes, list) else []):
         where = f"kubeflow_notebook.volumes[{i}]"
-        if not isinstance(raw, dict) or not raw.get("name") or not raw.get("mount_point"):
-            warn(f"{where} needs a name and a mount_point; left out")
+        volume = _volume(raw, i, where, kale, warn)
+        if volume is None:
             continue
-        name = (
-            re.sub(r"[^a-z0-9-]+", "-", str(raw["name"]).lower()).strip("-")[:63].strip("-") or f"volume-{i}"
-        )
-        volume: dict[str, Any] = {"name": name, "mount": str(raw["mount_point"])}
-        kind = raw.get("type")
-        if kind == "pvc":
-            volume["claim"] = str(raw["name"])
-        elif kind == "new_pvc":
-            if not raw.get("size"):
-                warn(f"{where} (new_pvc) has no size; left out")
-                continue
-            create: dict[str, Any] = {"size": f"{raw['size']}{raw.get('size_type') or ''}"}
-            storage_class = raw.get("storage_class_name") or kale.get("storage_class_name")
-            if storage_class:
-                create["storage_class"] = str(storage_class)
-            mode = raw.get("volume_access_mode") or kale.get("volume_access_mode") or "rwm"
-            create["access_modes"] = [_ACCESS_MODES.get(str(mode), str(mode))]
-            volume["create"] = create
-        else:
-            warn(
-                f"{where} is of type {kind!r}; kale-yaml mounts claims (pvc) and new claims"
-                " (new_pvc) only; left out"
-            )
-            continue
+        name = volume["name"]
         if raw.get("annotations"):
-            warn(f"{where}.annotations left out: kale-yaml sets no annotations on claims")
+            warn(ky.KALE_LEFT_OUT, f"{where}.annotations left out: kale-yaml sets no annotations on claims")
         if raw.get("snapshot"):
             snapshots.append((name, "after_run", f"{where}.snapshot"))
             if raw.get("snapshot_name"):
-                warn(f"{where}.snapshot_name left out: kale-yaml names snapshots after the run")
-        volumes.append((volume, f"{where}, type {kind}"))
+                warn(
+                    ky.KALE_LEFT_OUT,
+                    f"{where}.snapshot_name left out: kale-yaml names snapshots after the run",
+                )
+        volumes.append((volume, f"{where}, type {raw['type']}"))
     if kale.get("autosnapshot"):
         for volume, _ in volumes:
             snapshots.append((volume["name"], "before_each_step", "kubeflow_notebook.autosnapshot"))
@@ -206,3 +199,36 @@ def volume_lines(kale: dict[str, Any], warn: Warn) -> list[str]:
             lines.append(f"  - volume: {scalar(name)}")
             lines.append(commented(f"    when: {when}", source))
     return lines
+
+
+def _volume(raw: Any, index: int, where: str, kale: dict[str, Any], warn: Warn) -> dict[str, Any] | None:
+    """One of Kale's volumes as a sidecar volume (None, with a warning, when it cannot be one)."""
+    if not isinstance(raw, dict) or not raw.get("name") or not raw.get("mount_point"):
+        warn(ky.KALE_LEFT_OUT, f"{where} needs a name and a mount_point; left out")
+        return None
+    name = (
+        re.sub(r"[^a-z0-9-]+", "-", str(raw["name"]).lower()).strip("-")[:63].strip("-") or f"volume-{index}"
+    )
+    volume: dict[str, Any] = {"name": name, "mount": str(raw["mount_point"])}
+    kind = raw.get("type")
+    if kind == "pvc":
+        volume["claim"] = str(raw["name"])
+    elif kind == "new_pvc":
+        if not raw.get("size"):
+            warn(ky.KALE_LEFT_OUT, f"{where} (new_pvc) has no size; left out")
+            return None
+        create: dict[str, Any] = {"size": f"{raw['size']}{raw.get('size_type') or ''}"}
+        storage_class = raw.get("storage_class_name") or kale.get("storage_class_name")
+        if storage_class:
+            create["storage_class"] = str(storage_class)
+        mode = raw.get("volume_access_mode") or kale.get("volume_access_mode") or "rwm"
+        create["access_modes"] = [_ACCESS_MODES.get(str(mode), str(mode))]
+        volume["create"] = create
+    else:
+        warn(
+            ky.KALE_LEFT_OUT,
+            f"{where} is of type {kind!r}; kale-yaml mounts claims (pvc) and new claims (new_pvc) only;"
+            " left out",
+        )
+        return None
+    return volume

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from kale_yaml.errors import Diagnostic, DocumentError, NotebookError
+from kale_yaml import diagnostics as ky
+from kale_yaml.errors import DocumentError, NotebookError
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.paths import SIDECAR_NAME
 
@@ -110,21 +111,18 @@ def notebook_for_new_sidecar(path: Path) -> tuple[Notebook, Path]:
     from kale_yaml.load.paths import display_path
 
     if path.is_dir():
-        raise NotebookError.single(
-            Diagnostic(file=display_path(path), message="is a folder: name the notebook (.ipynb) itself")
-        )
+        message = "is a folder: name the notebook (.ipynb) itself"
+        raise NotebookError.single(ky.NOTEBOOK_IS_FOLDER.at(display_path(path), message))
     # absolute(), not resolve(): the draft names the notebook as the user did, and a link loop is the
     # reader's to report.
     notebook = load_notebook(path.absolute(), display_path(path))
     sidecar = sidecar_beside(path)
     if sidecar.exists() and os.path.samefile(sidecar, path):
-        raise NotebookError.single(
-            Diagnostic(
-                file=display_path(path),
-                message=f"the notebook has the name its sidecar gets ({SIDECAR_NAME}); kale-yaml never"
-                " writes the notebook: rename it (NAME.ipynb) and run the command again",
-            )
+        message = (
+            f"the notebook has the name its sidecar gets ({SIDECAR_NAME}); kale-yaml never writes the"
+            " notebook: rename it (NAME.ipynb) and run the command again"
         )
+        raise NotebookError.single(ky.NOTEBOOK_NAMED_LIKE_SIDECAR.at(display_path(path), message))
     if sidecar.exists():
         raise _exists(display_path(sidecar))
     return notebook, sidecar
@@ -140,13 +138,11 @@ def write_new(path: Path, text: str, display_name: str) -> None:
 
 
 def _exists(display_name: str) -> DocumentError:
-    return DocumentError.single(
-        Diagnostic(
-            file=display_name,
-            message="already exists; kale-yaml never overwrites a sidecar: edit it, or move it away and run"
-            " the command again",
-        )
+    message = (
+        "already exists; kale-yaml never overwrites a sidecar: edit it, or move it away and run the command"
+        " again"
     )
+    return DocumentError.single(ky.SIDECAR_EXISTS.at(display_name, message))
 
 
 def _reads_back(text: str, value: str) -> bool:

@@ -18,6 +18,8 @@ from typing import Any, cast
 
 import yaml
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Collector, Diagnostic, DocumentError
 from kale_yaml.load.input_file import SIDECAR_LIMIT, UnreadableFile, read_input_file
 
@@ -60,13 +62,25 @@ class Document:
             key = key[:-1]
         return self.positions.get((), Position(1, 1))
 
+    def at(self, path: Sequence[str | int], kind: Kind, message: str) -> Diagnostic:
+        """A diagnostic of `kind` at the key `path` (or its nearest ancestor that is written)."""
+        return at_key(kind, self.display_name, self.where(path), path, message)
+
     def diagnostic(self, path: Sequence[str | int], message: str, severity: str = "error") -> Diagnostic:
+        """A diagnostic at `path` without a code: for the sites that have not picked their kind from the
+        catalogue yet (`at` is the way); it goes once they all have."""
         return located(self.display_name, self.where(path), path, message, severity)
+
+
+def at_key(kind: Kind, file: str, position: Position, path: Sequence[str | int], message: str) -> Diagnostic:
+    """A diagnostic of `kind` at the key `path`, written at `position` of `file`."""
+    return kind.at(file, message, line=position.line, col=position.col, key=format_path(path) or None)
 
 
 def located(
     file: str, position: Position, path: Sequence[str | int], message: str, severity: str = "error"
 ) -> Diagnostic:
+    """As `at_key`, without a code: for the sites not converted to the catalogue yet; it goes with them."""
     return Diagnostic(
         file=file,
         line=position.line,
@@ -98,10 +112,11 @@ class _Extent:
 
 
 class _TooLarge(Exception):
-    def __init__(self, event: yaml.Event, message: str) -> None:
+    def __init__(self, event: yaml.Event, kind: Kind, message: str) -> None:
         super().__init__(message)
         mark = event.start_mark
         self.position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        self.kind = kind
         self.message = message
 
 
@@ -135,7 +150,7 @@ class _Loader(yaml.SafeLoader):
             return node
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise _TooLarge(event, f"nested {_TOO_DEEP}")
+            raise _TooLarge(event, ky.YAML_TOO_DEEP, f"nested {_TOO_DEEP}")
         node = cast(yaml.Node, super().compose_node(parent, index))
         self._depth -= 1
         extent = self._measure(node)
@@ -162,9 +177,10 @@ class _Loader(yaml.SafeLoader):
         extent = self._extents.get(node)
         alias = f"alias *{event.anchor}"
         if extent is None:  # still being composed: the alias is inside the value it names
-            raise _TooLarge(event, f"{alias} is used inside the value it names; no value can contain itself")
+            message = f"{alias} is used inside the value it names; no value can contain itself"
+            raise _TooLarge(event, ky.RECURSIVE_ALIAS, message)
         if self._depth + extent.height > MAX_DEPTH:
-            raise _TooLarge(event, f"{alias} nests the sidecar {_TOO_DEEP}")
+            raise _TooLarge(event, ky.YAML_TOO_DEEP, f"{alias} nests the sidecar {_TOO_DEEP}")
         self._count(extent.values, extent.text, event, f"{alias} expands the sidecar to")
 
     def _count(self, values: int, text: int, event: yaml.Event, what: str) -> None:
@@ -173,12 +189,14 @@ class _Loader(yaml.SafeLoader):
         if self._values > MAX_VALUES:
             raise _TooLarge(
                 event,
+                ky.YAML_TOO_LARGE,
                 f"{what} more than {MAX_VALUES} values (keys, items and scalars; each use of an alias"
                 " counts); a pipeline needs far fewer",
             )
         if self._text > MAX_TEXT:
             raise _TooLarge(
                 event,
+                ky.YAML_TOO_LARGE,
                 f"{what} more than {MAX_TEXT} characters of text (each use of an alias counts); a pipeline"
                 " needs far fewer",
             )
@@ -216,7 +234,7 @@ class _Builder:
         # `!!bool maybe` a KeyError, `!!timestamp x` an AttributeError, an unknown tag a ConstructorError.
         except (yaml.YAMLError, ValueError, LookupError, TypeError, AttributeError) as exc:
             self._unreadable.add(node)
-            self.problems.add(self._at(_pos(node), path, _unreadable_scalar(node, exc)))
+            self.problems.add(self._at(_pos(node), path, ky.INVALID_SCALAR, _unreadable_scalar(node, exc)))
             return node.value
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
@@ -226,13 +244,18 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.problems.add(
                     self._at(
-                        _pos(key_node), path, "YAML merge keys (<<) are not supported; write the keys out"
+                        _pos(key_node),
+                        path,
+                        ky.MERGE_KEY,
+                        "YAML merge keys (<<) are not supported; write the keys out",
                     )
                 )
                 continue
             key = self.build(key_node, path)
             if not isinstance(key, str | int | float | bool) or key is None:
-                self.problems.add(self._at(_pos(key_node), path, "keys must be plain scalars"))
+                self.problems.add(
+                    self._at(_pos(key_node), path, ky.COMPLEX_KEY, "keys must be plain scalars")
+                )
                 continue
             norm_key: str | int = key if isinstance(key, str | int) else str(key)
             position = _pos(key_node)
@@ -242,6 +265,7 @@ class _Builder:
                     self._at(
                         position,
                         (*path, norm_key),
+                        ky.DUPLICATE_KEY,
                         f"duplicate key '{norm_key}' (first written at line {earlier.line});"
                         " YAML would silently keep only the last one",
                     )
@@ -252,8 +276,8 @@ class _Builder:
             result[norm_key] = self.build(value_node, (*path, norm_key))
         return result
 
-    def _at(self, position: Position, path: KeyPath, message: str) -> Diagnostic:
-        return located(self.display_name, position, path, message)
+    def _at(self, position: Position, path: KeyPath, kind: Kind, message: str) -> Diagnostic:
+        return at_key(kind, self.display_name, position, path, message)
 
 
 def _pos(node: yaml.Node) -> Position:
@@ -268,15 +292,9 @@ def _unreadable_scalar(node: yaml.ScalarNode, exc: Exception) -> str:
     return f"invalid YAML value: {shown!r} is not a valid {tag}"
 
 
-def _at_mark(display_name: str, mark: yaml.Mark | None, message: str) -> DocumentError:
-    return DocumentError.single(
-        Diagnostic(
-            file=display_name,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-            message=message,
-        )
-    )
+def _invalid_yaml(display_name: str, mark: yaml.Mark | None, message: str) -> DocumentError:
+    line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    return DocumentError.single(ky.INVALID_YAML.at(display_name, message, line=line, col=col))
 
 
 def load_document(path: Path, display_name: str | None = None) -> Document:
@@ -285,13 +303,14 @@ def load_document(path: Path, display_name: str | None = None) -> Document:
     try:
         raw = read_input_file(path, SIDECAR_LIMIT, "sidecars")
     except UnreadableFile as exc:
-        message = "file not found" if exc.missing else f"cannot read: {exc.reason}"
-        raise DocumentError.single(Diagnostic(file=name, message=message)) from None
+        if exc.missing:
+            raise DocumentError.single(ky.NO_SIDECAR.at(name, "file not found")) from None
+        raise DocumentError.single(ky.UNREADABLE_SIDECAR.at(name, f"cannot read: {exc.reason}")) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DocumentError.single(
-            Diagnostic(file=name, message=f"not UTF-8 text (byte {exc.start})")
+            ky.SIDECAR_NOT_UTF8.at(name, f"not UTF-8 text (byte {exc.start})")
         ) from None
     # read_text's universal newlines, which the positions of every key assume
     return parse_document(text.replace("\r\n", "\n").replace("\r", "\n"), path, name)
@@ -307,35 +326,29 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
             # pyyaml gives up where it noticed; where the construct began is often where the mistake is.
             started = exc.context_mark
             problem += f" ({exc.context} started at line {started.line + 1}, column {started.column + 1})"
-        raise _at_mark(display_name, mark, f"invalid YAML: {problem}") from None
+        raise _invalid_yaml(display_name, mark, f"invalid YAML: {problem}") from None
     except _TooLarge as exc:
         where = exc.position
         raise DocumentError.single(
-            Diagnostic(file=display_name, line=where.line, col=where.col, message=exc.message)
+            exc.kind.at(display_name, exc.message, line=where.line, col=where.col)
         ) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by offset, not mark
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
         message = f"invalid YAML: the character {character!r} is not allowed in a YAML file"
-        raise DocumentError.single(
-            Diagnostic(file=display_name, line=line, col=col, message=message)
-        ) from None
+        raise DocumentError.single(ky.INVALID_YAML.at(display_name, message, line=line, col=col)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - every other pyyaml error carries a mark
         raise DocumentError.single(
-            Diagnostic(file=display_name, line=1, col=1, message=f"invalid YAML: {exc}")
+            ky.INVALID_YAML.at(display_name, f"invalid YAML: {exc}", line=1, col=1)
         ) from None
     if len(nodes) > 1:
+        message = "a sidecar holds one YAML document; found more than one"
         raise DocumentError.single(
-            Diagnostic(
-                file=display_name,
-                line=_pos(nodes[1]).line,
-                col=1,
-                message="a sidecar holds one YAML document; found more than one",
-            )
+            ky.SEVERAL_DOCUMENTS.at(display_name, message, line=_pos(nodes[1]).line, col=1)
         )
     if not nodes or nodes[0] is None:
-        raise DocumentError.single(Diagnostic(file=display_name, line=1, col=1, message="the file is empty"))
+        raise DocumentError.single(ky.EMPTY_SIDECAR.at(display_name, "the file is empty", line=1, col=1))
     builder = _Builder(display_name)
     builder.positions[()] = _pos(nodes[0])
     data = builder.build(nodes[0], ())

@@ -12,6 +12,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Diagnostic, NotebookError
 from kale_yaml.load.cells import Cell, Notebook
 from kale_yaml.load.document import Document
@@ -62,15 +64,16 @@ def notebook_path(document: Document) -> Path:
     where the notebook is. `~` is not expanded: a sidecar is shared, and every reader has a different home."""
     written = str(document.data["notebook"])
 
-    def refuse(message: str) -> NotebookError:
-        return NotebookError.single(document.diagnostic(("notebook",), message))
+    def refuse(kind: Kind, message: str) -> NotebookError:
+        return NotebookError.single(document.at(("notebook",), kind, message))
 
     if "\0" in written:
-        raise refuse(f"{written!r} is not a file name: it holds a NUL character")
+        raise refuse(ky.BAD_NOTEBOOK_PATH, f"{written!r} is not a file name: it holds a NUL character")
     try:
         os.fsencode(written)
     except UnicodeError:
-        raise refuse(f"{written!r} is not a file name: it holds characters no file name can") from None
+        message = f"{written!r} is not a file name: it holds characters no file name can"
+        raise refuse(ky.BAD_NOTEBOOK_PATH, message) from None
     path = Path(written)
     if path.is_absolute():
         return path
@@ -79,78 +82,109 @@ def notebook_path(document: Document) -> Path:
     located = Path(os.path.realpath(folder / path))
     if written.startswith("~") and not os.path.lexists(located):
         raise refuse(
+            ky.NOTEBOOK_NOT_FOUND,
             f"no such notebook: '{written}'; '~' is not expanded: a relative path is taken from the sidecar's"
-            " folder, so write the notebook's path relative to the sidecar, or absolute"
+            " folder, so write the notebook's path relative to the sidecar, or absolute",
         )
     if not located.is_relative_to(folder):
         raise refuse(
+            ky.NOTEBOOK_OUTSIDE,
             f"'{written}' leaves the sidecar's folder; keep the notebook beside or below the sidecar,"
-            " or write an absolute path"
+            " or write an absolute path",
         )
     return located
 
 
+Problem = Callable[[Kind, str], NotebookError]
+
+
 def load_notebook(
-    path: Path, display_name: str, locate: Callable[[str], Diagnostic] | None = None
+    path: Path, display_name: str, locate: Callable[[Kind, str], Diagnostic] | None = None
 ) -> Notebook:
     """Read an nbformat 4 notebook (with or without cell ids). Raises `NotebookError`.
 
-    `locate` turns a message about the notebook as a whole into a diagnostic; a sidecar passes one that
-    points at its `notebook:` key. Without it, the message is about the notebook file itself.
+    `locate` turns a problem (its kind and message) about the notebook as a whole into a diagnostic; a
+    sidecar passes one that points at its `notebook:` key. Without it, the problem is located in the
+    notebook file itself.
     """
 
-    def problem(message: str) -> NotebookError:
+    def problem(kind: Kind, message: str) -> NotebookError:
         if locate is not None:
-            return NotebookError.single(locate(message))
-        return NotebookError.single(Diagnostic(file=display_name, line=1, col=1, message=message))
+            return NotebookError.single(locate(kind, message))
+        return NotebookError.single(kind.at(display_name, message, line=1, col=1))
 
+    as_json = _notebook_json(path, display_name, problem)
+    cells = _cells(as_json, display_name, problem)
+    language = _language(as_json)
+    if language.lower() != "python":
+        raise problem(
+            ky.NOT_PYTHON,
+            f"{display_name} is written in {language} (its kernel's language); kale-yaml turns Python"
+            " notebooks into pipelines",
+        )
+    return Notebook(
+        path=path,
+        display_name=display_name,
+        cells=cells,
+        language=language.lower(),
+        metadata=metadata_from_json(as_json),
+    )
+
+
+def _notebook_json(path: Path, display_name: str, problem: Problem) -> dict[str, Any]:
+    """The notebook file's JSON, read within bounds and checked to be nbformat 4."""
     try:
         raw = read_input_file(path, NOTEBOOK_LIMIT, "notebooks")
     except UnreadableFile as exc:
         if not exc.missing:
-            raise problem(f"cannot read the notebook {display_name}: {exc.reason}") from None
+            message = f"cannot read the notebook {display_name}: {exc.reason}"
+            raise problem(ky.UNREADABLE_NOTEBOOK, message) from None
         siblings = [p.name for p in path.parent.glob("*.ipynb")] if path.parent.is_dir() else []
-        raise problem(f"no such notebook: '{path.name}'{did_you_mean(path.name, siblings)}") from None
+        message = f"no such notebook: '{path.name}'{did_you_mean(path.name, siblings)}"
+        raise problem(ky.NOTEBOOK_NOT_FOUND, message) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise problem(f"{display_name} is not UTF-8 text (byte {exc.start})") from None
+        message = f"{display_name} is not UTF-8 text (byte {exc.start})"
+        raise problem(ky.NOTEBOOK_NOT_UTF8, message) from None
     too_deep = json_too_deep_at(raw)
     if too_deep is not None:
         line, col = too_deep
         message = f"not a notebook: its JSON nests more than {MAX_JSON_DEPTH} levels deep"
-        raise NotebookError.single(Diagnostic(file=display_name, line=line, col=col, message=message))
+        raise NotebookError.single(ky.NOT_A_NOTEBOOK.at(display_name, message, line=line, col=col))
     try:
         as_json = json.loads(text)
     except json.JSONDecodeError as exc:
         hint = ""
         if re.search(r"^(<<<<<<<|=======|>>>>>>>)", text, re.MULTILINE):
             hint = " (it holds an unresolved git merge conflict)"
+        message = f"not a notebook: invalid JSON: {exc.msg}{hint}"
         raise NotebookError.single(
-            Diagnostic(
-                file=display_name,
-                line=exc.lineno,
-                col=exc.colno,
-                message=f"not a notebook: invalid JSON: {exc.msg}{hint}",
-            )
+            ky.NOT_A_NOTEBOOK.at(display_name, message, line=exc.lineno, col=exc.colno)
         ) from None
     if not isinstance(as_json, dict) or as_json.get("nbformat") != 4:
         found = as_json.get("nbformat") if isinstance(as_json, dict) else None
         raise problem(
-            f"{display_name} is not an nbformat 4 notebook (nbformat: {found!r}); save it again in Jupyter"
+            ky.NOT_A_NOTEBOOK,
+            f"{display_name} is not an nbformat 4 notebook (nbformat: {found!r}); save it again in Jupyter",
         )
+    return as_json
+
+
+def _cells(as_json: dict[str, Any], display_name: str, problem: Problem) -> tuple[Cell, ...]:
     # The parsed JSON is read directly: nbformat's own validation builds a JSON Schema checker in every
     # process (a tenth of a second, most of `validate`'s time) and checks far more than kale-yaml reads.
     raw_cells = as_json.get("cells", [])
     if not isinstance(raw_cells, list):
-        raise problem(f"{display_name} is not a valid notebook: 'cells' is not a list")
+        raise problem(ky.NOT_A_NOTEBOOK, f"{display_name} is not a valid notebook: 'cells' is not a list")
     cells: list[Cell] = []
     for number, cell in enumerate(raw_cells, start=1):
         source = cell.get("source", "") if isinstance(cell, dict) else None
         if isinstance(source, list) and all(isinstance(part, str) for part in source):
             source = "".join(source)
         if not isinstance(source, str) or not isinstance(cell.get("cell_type", "code"), str):
-            raise problem(f"{display_name} is not a valid notebook: cell {number} is malformed")
+            message = f"{display_name} is not a valid notebook: cell {number} is malformed"
+            raise problem(ky.NOT_A_NOTEBOOK, message)
         cell_id = cell.get("id")
         cells.append(
             Cell(
@@ -160,20 +194,7 @@ def load_notebook(
                 source=source,
             )
         )
-    node = as_json
-    language = _language(node)
-    if language.lower() != "python":
-        raise problem(
-            f"{display_name} is written in {language} (its kernel's language); kale-yaml turns Python"
-            " notebooks into pipelines"
-        )
-    return Notebook(
-        path=path,
-        display_name=display_name,
-        cells=tuple(cells),
-        language=language.lower(),
-        metadata=metadata_from_json(as_json),
-    )
+    return tuple(cells)
 
 
 def json_too_deep_at(raw: bytes, limit: int = MAX_JSON_DEPTH) -> tuple[int, int] | None:

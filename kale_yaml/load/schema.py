@@ -16,6 +16,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import SchemaError
 from kale_yaml.load.document import Document, KeyPath
 from kale_yaml.suggest import closest
@@ -38,7 +40,7 @@ _STRUCTURAL = frozenset({"type", "required", "additionalProperties"})
 # `{from: {heading: A}, to: {match: B}}` is one level; nobody writes more than two.
 MAX_SELECTOR_NESTING = 8
 
-Finding = tuple[KeyPath, str, str]  # where, message, the failing keyword
+Finding = tuple[KeyPath, str, str, Kind]  # where, message, the failing keyword, the kind of problem
 
 
 @functools.cache
@@ -67,16 +69,16 @@ def check(document: Document) -> None:
     too_deep = [path for place, cells in _selectors(document.data) for path in _nested_too_deep(cells, place)]
     if too_deep:
         message = f"selectors nest from/to more than {MAX_SELECTOR_NESTING} levels deep; a range needs one"
-        raise SchemaError([document.diagnostic(path, message) for path in too_deep])
-    findings: dict[tuple[KeyPath, str], str] = {}
+        raise SchemaError([document.at(path, ky.SELECTOR_TOO_DEEP, message) for path in too_deep])
+    findings: dict[tuple[KeyPath, str], tuple[str, Kind]] = {}
     for error in _validator().iter_errors(document.data):
-        for path, message, keyword in _explain(error):
-            findings.setdefault((path, message), keyword)
+        for path, message, keyword, kind in _explain(error):
+            findings.setdefault((path, message), (keyword, kind))
     # A value of the wrong type also fails const and enum; the type message alone says it best.
-    mistyped = {path for (path, _), keyword in findings.items() if keyword == "type"}
+    mistyped = {path for (path, _), (keyword, _) in findings.items() if keyword == "type"}
     diagnostics = [
-        document.diagnostic(path, message)
-        for (path, message), keyword in findings.items()
+        document.at(path, kind, message)
+        for (path, message), (keyword, kind) in findings.items()
         if keyword not in ("const", "enum") or path not in mistyped
     ]
     if diagnostics:
@@ -124,25 +126,25 @@ def _explain(error: ValidationError) -> Iterator[Finding]:
     if "propertyNames" in error.absolute_schema_path:  # the failing value is a key of the mapping
         path = (*path, value)
         if keyword == "type":
-            yield path, f"key {_show(value)} must be text; put it in quotes", keyword
+            yield path, f"key {_show(value)} must be text; put it in quotes", keyword, ky.KEY_NOT_TEXT
             return
     if keyword == "additionalProperties":
         yield from _unknown_keys(path, value, list(node.get("properties", {})))
     elif keyword == "required":
         for name in node.get("required", []):
             if isinstance(value, Mapping) and name not in value:
-                yield path, f"missing required key '{name}'", keyword
+                yield path, f"missing required key '{name}'", keyword, ky.MISSING_KEY
     elif keyword == "type":
-        yield path, _wrong_type(node.get("type", []), value), keyword
+        yield path, _wrong_type(node.get("type", []), value), keyword, ky.WRONG_TYPE
     elif keyword in ("anyOf", "oneOf"):
         yield from _choice(error, path, node)
     elif keyword == "uniqueItems" and isinstance(value, list):
         index = next((i for i, item in enumerate(value) if item in value[:i]), 0)
-        yield (*path, index), f"{_show(value[index])} is listed more than once", keyword
+        yield (*path, index), f"{_show(value[index])} is listed more than once", keyword, ky.DUPLICATE_ITEM
     else:
         custom = _custom(node, keyword)
         message = custom.replace("{value}", _show(value)) if custom else _generic(keyword, error)
-        yield path, message, keyword
+        yield path, message, keyword, ky.INVALID_VALUE
 
 
 def _choice(error: ValidationError, path: KeyPath, node: Mapping[str, Any]) -> Iterator[Finding]:
@@ -157,7 +159,8 @@ def _choice(error: ValidationError, path: KeyPath, node: Mapping[str, Any]) -> I
             yield from _unknown_keys(path, value, list(dict.fromkeys(known)))
             return
         if known and len(value) > 1 and not any(set(value) <= set(b.get("properties", {})) for b in branches):
-            yield path, f"{_join([_show(k) for k in value], 'and')} cannot be used together", keyword
+            together = f"{_join([_show(k) for k in value], 'and')} cannot be used together"
+            yield path, together, keyword, ky.EXCLUSIVE_KEYS
             return
     by_branch: dict[int, list[ValidationError]] = {}
     for sub in error.context:
@@ -172,13 +175,16 @@ def _choice(error: ValidationError, path: KeyPath, node: Mapping[str, Any]) -> I
             return
     custom = _custom(node, keyword)
     if custom:
-        yield path, custom.replace("{value}", _show(value)), keyword
+        yield path, custom.replace("{value}", _show(value)), keyword, ky.INVALID_VALUE
         return
     types: list[str] = []
     for branch in branches:
         kinds = branch.get("type", [])
         types.extend(t for t in ([kinds] if isinstance(kinds, str) else kinds) if t not in types)
-    yield path, _wrong_type(types, value) if types else f"{_show(value)} is not valid here", keyword
+    if types:
+        yield path, _wrong_type(types, value), keyword, ky.WRONG_TYPE
+    else:
+        yield path, f"{_show(value)} is not valid here", keyword, ky.INVALID_VALUE
 
 
 def _fit(errors: Sequence[ValidationError], path: KeyPath) -> int:
@@ -219,7 +225,7 @@ def _unknown_keys(path: KeyPath, value: Any, allowed: list[str]) -> Iterator[Fin
             message = f"unknown key {_show(key)}; did you mean '{close}'?"
         else:
             message = f"unknown key {_show(key)} (allowed: {', '.join(allowed)})"
-        yield (*path, key), message, "additionalProperties"
+        yield (*path, key), message, "additionalProperties", ky.UNKNOWN_KEY
 
 
 def _wrong_type(expected: str | Sequence[str], value: Any) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from kale_yaml.analysis.steps import Analysis, StepFlow
 from kale_yaml.errors import Collector, Diagnostic, PlanError
@@ -53,12 +55,14 @@ class Pipeline:
     edges: tuple[Edge, ...]
     prelude_sources: tuple[tuple[int, str], ...]
     warnings: tuple[Diagnostic, ...]
+    steps_by_name: Mapping[str, PlannedStep] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: the mapping is made once here, from the steps it indexes.
+        object.__setattr__(self, "steps_by_name", MappingProxyType({s.name: s for s in self.steps}))
 
     def step(self, name: str) -> PlannedStep:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        return self.steps_by_name[name]
 
 
 def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, str], ...]) -> Pipeline:
@@ -137,7 +141,7 @@ def _metric_problems(config: Config, flows: dict[str, StepFlow]) -> list[Diagnos
         else:
             hint = did_you_mean(name, known)
         message = f"'{name}' is not a variable step '{step}' defines or receives{hint}"
-        problems.append(config.document.diagnostic(("metrics", "names", i), message))
+        problems.append(config.metrics.where.child("names", i).diagnostic(message))
     return problems
 
 
@@ -171,10 +175,10 @@ def _report_cycle(config: Config, cycle: list[str], errors: Collector) -> None:
     for waiting, before in itertools.pairwise(cycle):
         step = config.step(waiting)
         if before in step.after:
-            where = ("steps", step.index, "after", step.after.index(before))
-            errors.add(config.document.diagnostic(where, f"steps form a cycle: {path}"))
+            where = step.where.child("after", step.after.index(before))
+            errors.add(where.diagnostic(f"steps form a cycle: {path}"))
             return
-    errors.add(config.document.diagnostic(("steps",), f"steps form a cycle: {path}"))
+    errors.add(config.where.child("steps").diagnostic(f"steps form a cycle: {path}"))
 
 
 def _topological(config: Config, upstream: dict[str, set[str]]) -> list[str]:

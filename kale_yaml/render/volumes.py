@@ -20,14 +20,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kale_yaml.errors import Diagnostic
 from kale_yaml.names import unique_name
 from kale_yaml.plan.dag import Pipeline
-from kale_yaml.resolve.cluster import Code, memory_bytes, quantity_text
-from kale_yaml.resolve.model import Config
+from kale_yaml.render.calls import Code
+from kale_yaml.resolve.model import Config, VolumeConfig
+from kale_yaml.resolve.volumes import AFTER_RUN, mounted
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
-AFTER_RUN = "after_run"
 RUN_ID_LENGTH = 36  # a KFP run id is a UUID
 _NAME_ROOM = 253 - 1 - RUN_ID_LENGTH  # a Kubernetes object name is at most 253 characters
 
@@ -35,7 +34,6 @@ _NAME_ROOM = 253 - 1 - RUN_ID_LENGTH  # a Kubernetes object name is at most 253 
 @dataclass(frozen=True)
 class Volume:
     name: str
-    index: int  # position in `volumes:`, for messages
     mount: str
     claim: str | None  # the existing claim; None for a volume made for the run
     create: tuple[tuple[str, Any], ...]  # CreatePVC's keyword arguments
@@ -74,110 +72,71 @@ class VolumePlan:
         return any(volume.created for volume, _ in self.mounts.get(step, ()))
 
 
-def plan_volumes(
-    pipeline: Pipeline, task_names: dict[str, str], taken: set[str], problems: list[Diagnostic]
-) -> VolumePlan:
+def plan_volumes(pipeline: Pipeline, task_names: dict[str, str], taken: set[str]) -> VolumePlan:
+    """Names for the volumes' and snapshots' tasks (added to `taken`), and who mounts what; the settings
+    were checked by resolve."""
     config = pipeline.config
-    volumes = tuple(_volume(config, i, raw, taken, problems) for i, raw in enumerate(config.volumes))
-    _check_mounts(config, volumes, problems)
-    nested = any(v.created and not v.keep for v in volumes)
+    volumes = {v.name: _volume(v, taken) for v in config.volumes}
+    nested = any(v.created and not v.keep for v in volumes.values())
 
     def claim(volume: Volume) -> Any:
         if volume.claim is not None:
             return volume.claim
         return Code(volume.parameter if nested else f"{volume.variable}.outputs['name']")
 
-    by_name = {v.name: v for v in volumes}
     mounts: dict[str, tuple[tuple[Volume, Any], ...]] = {}
     for step in pipeline.steps:
-        names = step.config.settings.get("volumes", [v.name for v in volumes])
-        mounts[step.name] = tuple((by_name[n], claim(by_name[n])) for n in names if n in by_name)
+        mounted_here = (volumes[v.name] for v in mounted(step.config, config.volumes))
+        mounts[step.name] = tuple((volume, claim(volume)) for volume in mounted_here)
 
     before: dict[str, list[Snapshot]] = {}
     after_run: list[Snapshot] = []
     used_names: set[str] = set()
-    seen: dict[tuple[str, str], int] = {}
     every_task = tuple(task_names[s.name] for s in pipeline.steps)
-    for i, raw in enumerate(config.snapshots):
-        volume = by_name.get(raw["volume"])
-        if volume is None:  # pragma: no cover - resolve reports unknown volumes
-            continue
-        when = raw["when"]
-        if (volume.name, when) in seen:
-            message = (
-                f"volume '{volume.name}' already has a {when} snapshot (snapshots[{seen[volume.name, when]}])"
-            )
-            problems.append(config.document.diagnostic(("snapshots", i), message))
-            continue
-        seen[volume.name, when] = i
+    for name, when in dict.fromkeys((s.volume, s.when) for s in config.snapshots):  # resolve refused repeats
+        volume = volumes[name]
         if when == AFTER_RUN:
             after_run.append(_snapshot(config, volume, claim(volume), None, every_task, taken, used_names))
             continue
         for step in pipeline.steps:
             if any(v is volume for v, _ in mounts[step.name]):
                 waits = tuple(task_names[name] for name in step.upstream)
-                snapshot = _snapshot(config, volume, claim(volume), step.name, waits, taken, used_names)
-                before.setdefault(step.name, []).append(snapshot)
-    if after_run and AFTER_RUN in before:
-        message = (
-            f"step '{AFTER_RUN}' and an after_run snapshot would share the folder"
-            f" .kale/snapshots/RUN/{AFTER_RUN}/; rename the step"
-        )
-        problems.append(config.document.diagnostic(("steps", config.step(AFTER_RUN).index, "name"), message))
+                taken_before = _snapshot(config, volume, claim(volume), step.name, waits, taken, used_names)
+                before.setdefault(step.name, []).append(taken_before)
     return VolumePlan(
-        volumes=volumes,
+        volumes=tuple(volumes.values()),
         mounts=mounts,
         before={step: tuple(snapshots) for step, snapshots in before.items()},
         after_run=tuple(after_run),
         nested=nested,
-        deleted=tuple(v for v in volumes if v.created and not v.keep),
+        deleted=tuple(v for v in volumes.values() if v.created and not v.keep),
     )
 
 
-def _volume(
-    config: Config, index: int, raw: dict[str, Any], taken: set[str], problems: list[Diagnostic]
-) -> Volume:
-    base = _identifier(raw["name"])
-    create: dict[str, Any] = raw.get("create") or {}
+def _volume(config: VolumeConfig, taken: set[str]) -> Volume:
+    base = _identifier(config.name)
     arguments: list[tuple[str, Any]] = []
-    if "create" in raw:
-        size = quantity_text(create["size"])
-        if memory_bytes(size) <= 0:
-            problems.append(
-                config.document.diagnostic(
-                    ("volumes", index, "create", "size"), f"{size}: a size must be more than 0"
-                )
-            )
+    create = config.create
+    if create is not None:
         arguments = [
-            ("pvc_name_suffix", f"-{raw['name']}"),
-            ("access_modes", list(create.get("access_modes") or ["ReadWriteOnce"])),
-            ("size", size),
+            ("pvc_name_suffix", f"-{config.name}"),
+            ("access_modes", list(create.access_modes)),
+            ("size", create.size),
         ]
-        if "storage_class" in create:
-            arguments.append(("storage_class_name", create["storage_class"]))
-        if "from_snapshot" in create:
-            source = {"apiGroup": SNAPSHOT_GROUP, "kind": "VolumeSnapshot", "name": create["from_snapshot"]}
+        if create.storage_class is not None:
+            arguments.append(("storage_class_name", create.storage_class))
+        if create.from_snapshot is not None:
+            source = {"apiGroup": SNAPSHOT_GROUP, "kind": "VolumeSnapshot", "name": create.from_snapshot}
             arguments.append(("data_source", source))
     return Volume(
-        name=raw["name"],
-        index=index,
-        mount=raw["mount"],
-        claim=raw.get("claim"),
+        name=config.name,
+        mount=config.mount,
+        claim=config.claim,
         create=tuple(arguments),
-        keep=bool(create.get("keep", False)),
-        variable=unique_name(f"{base}_volume", taken) if "create" in raw else "",
-        parameter=unique_name(f"{base}_claim", taken) if "create" in raw else "",
+        keep=create is not None and create.keep,
+        variable=unique_name(f"{base}_volume", taken) if create is not None else "",
+        parameter=unique_name(f"{base}_claim", taken) if create is not None else "",
     )
-
-
-def _check_mounts(config: Config, volumes: tuple[Volume, ...], problems: list[Diagnostic]) -> None:
-    first: dict[str, Volume] = {}
-    for volume in volumes:
-        path = volume.mount.rstrip("/") or "/"
-        other = first.setdefault(path, volume)
-        if other is not volume:
-            message = f"volume '{other.name}' is mounted at {other.mount} too; a path holds one volume"
-            problems.append(config.document.diagnostic(("volumes", volume.index, "mount"), message))
 
 
 def _snapshot(

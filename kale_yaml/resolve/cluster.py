@@ -1,26 +1,23 @@
-"""A step's cluster settings as kfp task methods and kfp-kubernetes calls, checked where kfp or Kubernetes
+"""A step's cluster settings, typed with the pipeline's defaults merged, and checked where kfp or Kubernetes
 would reject what the schema let through.
 
 Defaults: `pipeline:` may hold resources, retries, timeout, env, secrets, node_selector, tolerations, labels
 and annotations for every step. A step's own key replaces the default of the same key as a whole (a step's
 `resources: {memory: 8Gi}` drops `pipeline.resources.cpu` for that step; a step's `env:` replaces, and does
 not extend, `pipeline.env`), as the schema's descriptions say.
-
-Every value becomes plain data (str, int, list, dict) that the template writes with `pyliteral.literal`; the
-only non-literal arguments are expressions kale-yaml itself makes (`Code`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kale_yaml.errors import Diagnostic, KaleYamlError
-from kale_yaml.load.document import KeyPath, format_path
-from kale_yaml.resolve.model import Config, StepConfig
+from kale_yaml.errors import ClusterError as ClusterError  # it lives in errors.py now
+from kale_yaml.errors import Diagnostic
+from kale_yaml.resolve.model import Cluster, Config, Resources, SecretEnv, Setting, Toleration
+from kale_yaml.resolve.where import Where
 
 # Keys `pipeline:` may set for every step, in the order their calls appear in the generated code.
 DEFAULT_KEYS = (
@@ -34,6 +31,10 @@ DEFAULT_KEYS = (
     "labels",
     "annotations",
 )
+# Keys of a step that configure its task rather than its code: the defaults, and the volumes it mounts.
+STEP_KEYS = (*DEFAULT_KEYS, "volumes")
+LOCAL_KEYS = ("env",)  # the only ones a local run applies
+CLUSTER_ONLY = tuple(key for key in DEFAULT_KEYS if key not in LOCAL_KEYS)
 DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 RESERVED_ENV_PREFIX = "KALE_YAML_"
 _MEMORY_FACTORS = {
@@ -57,189 +58,147 @@ _QUALIFIED_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 
-
-class ClusterError(KaleYamlError):
-    """A cluster setting that kfp or Kubernetes would reject, although the schema allows its form."""
+Problem = Callable[[Where, str], None]
 
 
-@dataclass(frozen=True)
-class Code:
-    """A Python expression kale-yaml made (a task output, a parameter name), written into the code as is."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Call:
-    """One statement configuring a step's task: `task.NAME(...)` (method) or `kubernetes.NAME(task, ...)`.
-
-    `arguments` are (keyword, value) pairs; values are plain data or `Code`.
-    """
-
-    name: str
-    arguments: tuple[tuple[str, Any], ...] = ()
-    method: bool = False
-
-
-Problem = Callable[[KeyPath, str], None]
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A step's effective value for one key, and where it is written (the step's key or `pipeline.KEY`)."""
-
-    value: Any
-    path: KeyPath
-
-
-def effective(config: Config, step: StepConfig) -> dict[str, Setting]:
-    """The step's cluster keys: its own, else the pipeline-wide default; `volumes` only from the step."""
-    pipeline: dict[str, Any] = config.document.data.get("pipeline") or {}
-    found: dict[str, Setting] = {}
+def read_cluster(
+    step: Mapping[str, Any], step_where: Where, pipeline: Mapping[str, Any], pipeline_where: Where
+) -> Cluster:
+    """The step's cluster settings: its own keys, else the pipeline-wide defaults; `volumes` only its own."""
+    found: dict[str, Any] = {}
     for key in DEFAULT_KEYS:
-        if key in step.settings:
-            found[key] = Setting(step.settings[key], ("steps", step.index, key))
+        if key in step:
+            value, where = step[key], step_where.child(key)
         elif key in pipeline:
-            found[key] = Setting(pipeline[key], ("pipeline", key))
-    return found
-
-
-def step_calls(config: Config, step: StepConfig, problems: list[Diagnostic]) -> list[Call]:
-    """The calls for every key but volumes (see volumes.py), in DEFAULT_KEYS order; problems are appended."""
-    settings = effective(config, step)
-    document = config.document
-    calls: list[Call] = []
-
-    def problem(path: KeyPath, message: str) -> None:
-        problems.append(document.diagnostic(path, message))
-
-    if "resources" in settings:
-        calls += _resources(settings["resources"], problem)
-    if "retries" in settings and settings["retries"].value:
-        calls.append(Call("set_retry", (("num_retries", int(settings["retries"].value)),), method=True))
-    if "timeout" in settings:
-        seconds = duration_seconds(settings["timeout"].value)
-        if seconds < 1:
-            problem(settings["timeout"].path, "a timeout must be at least 1 second")
+            value, where = pipeline[key], pipeline_where.child(key)
         else:
-            calls.append(Call("set_timeout", (("seconds", seconds),)))
-    env_names: dict[str, KeyPath] = {}
-    if "env" in settings:
-        for name, value in settings["env"].value.items():
-            path = (*settings["env"].path, name)
-            if _reserved_env(name, path, problem):
-                continue
-            env_names[name] = path
-            calls.append(Call("set_env_variable", (("name", name), ("value", env_text(value))), method=True))
-    if "secrets" in settings:
-        for i, secret in enumerate(settings["secrets"].value):
-            path = (*settings["secrets"].path, i, "env")
-            name = secret["env"]
-            if _reserved_env(name, path, problem):
-                continue
-            if name in env_names:
-                other = format_path(env_names[name])
-                problem(path, f"{name} is already set by {other}; an environment variable gets one value")
-                continue
-            env_names[name] = path
-            calls.append(
-                Call(
-                    "use_secret_as_env",
-                    (("secret_name", secret["secret"]), ("secret_key_to_env", {secret["key"]: name})),
-                )
-            )
-    if "node_selector" in settings:
-        for key, value in settings["node_selector"].value.items():
-            calls.append(Call("add_node_selector", (("label_key", key), ("label_value", value))))
-    if "tolerations" in settings:
-        for i, toleration in enumerate(settings["tolerations"].value):
-            path = (*settings["tolerations"].path, i)
-            if _toleration_ok(toleration, path, problem):
-                calls.append(Call("add_toleration", tuple(_toleration_arguments(toleration))))
-    if "labels" in settings:
-        for key, value in settings["labels"].value.items():
-            calls.append(Call("add_pod_label", (("label_key", key), ("label_value", value))))
-    if "annotations" in settings:
-        for key, value in settings["annotations"].value.items():
-            calls.append(Call("add_pod_annotation", (("annotation_key", key), ("annotation_value", value))))
-    return calls
+            continue
+        found[key] = _typed(key, value, where)
+    return Cluster(**found)
 
 
-def _resources(setting: Setting, problem: Problem) -> Iterator[Call]:
-    resources: dict[str, Any] = setting.value
+def _typed(key: str, value: Any, where: Where) -> Any:
+    if key == "resources":
+        return Setting(_resources(value), where)
+    if key == "retries":
+        return int(value)
+    if key == "timeout":
+        return Setting(duration_seconds(value), where)
+    if key == "env":
+        return Setting(tuple((name, env_text(text)) for name, text in value.items()), where)
+    if key == "secrets":
+        return tuple(
+            Setting(SecretEnv(s["secret"], s["key"], s["env"]), where.child(i)) for i, s in enumerate(value)
+        )
+    if key == "tolerations":
+        return tuple(Setting(Toleration(**t), where.child(i)) for i, t in enumerate(value))
+    return tuple((name, text) for name, text in value.items())  # node_selector, labels, annotations
+
+
+def _resources(value: Mapping[str, Any]) -> Resources:
+    accelerator = "gpu" in value or "gpu_type" in value
+    return Resources(
+        cpu=cpu_text(value["cpu"]) if "cpu" in value else None,
+        cpu_limit=cpu_text(value["cpu_limit"]) if "cpu_limit" in value else None,
+        memory=quantity_text(value["memory"]) if "memory" in value else None,
+        memory_limit=quantity_text(value["memory_limit"]) if "memory_limit" in value else None,
+        gpu=int(value["gpu"]) if "gpu" in value else None,
+        gpu_type=value.get("gpu_type", DEFAULT_GPU_TYPE) if accelerator else None,
+    )
+
+
+def cluster_problems(config: Config) -> list[Diagnostic]:
+    """What kfp or Kubernetes would reject in each step's settings; a `pipeline:` default's problem once,
+    however many steps inherit it."""
+    problems: list[Diagnostic] = []
+
+    def problem(where: Where, message: str) -> None:
+        problems.append(where.diagnostic(message))
+
+    for step in config.steps:
+        _check(step.cluster, problem)
+    return list(dict.fromkeys(problems))
+
+
+def _check(cluster: Cluster, problem: Problem) -> None:
+    if cluster.resources is not None:
+        _check_resources(cluster.resources, problem)
+    if cluster.timeout is not None and cluster.timeout.value < 1:
+        problem(cluster.timeout.where, "a timeout must be at least 1 second")
+    env_names: dict[str, Where] = {}
+    if cluster.env is not None:
+        for name, _ in cluster.env.value:
+            where = cluster.env.where.child(name)
+            if not _reserved_env(name, where, problem):
+                env_names[name] = where
+    for secret in cluster.secrets:
+        where, name = secret.where.child("env"), secret.value.env
+        if _reserved_env(name, where, problem):
+            continue
+        if name in env_names:
+            other = env_names[name].key
+            problem(where, f"{name} is already set by {other}; an environment variable gets one value")
+            continue
+        env_names[name] = where
+    for toleration in cluster.tolerations:
+        _check_toleration(toleration, problem)
+
+
+def _check_resources(setting: Setting[Resources], problem: Problem) -> None:
+    resources, where = setting.value, setting.where
     cpu: dict[str, Decimal] = {}
-    for key, method in (("cpu", "set_cpu_request"), ("cpu_limit", "set_cpu_limit")):
-        if key in resources:
-            text = cpu_text(resources[key])
-            millis = cpu_millis(text)
-            path = (*setting.path, key)
-            if millis <= 0:
-                problem(path, f"{text} CPU: a CPU amount must be more than 0")
-            elif millis != millis.to_integral_value():
-                exact = f"{millis.normalize():f}m"
-                problem(
-                    path, f"{text} CPU is {exact}; Kubernetes counts CPU in whole millicores (1m = 0.001)"
-                )
-            else:
-                cpu[key] = millis
-                yield Call(method, (("cpu", text),), method=True)
+    for key, text in (("cpu", resources.cpu), ("cpu_limit", resources.cpu_limit)):
+        if text is None:
+            continue
+        millis = cpu_millis(text)
+        if millis <= 0:
+            problem(where.child(key), f"{text} CPU: a CPU amount must be more than 0")
+        elif millis != millis.to_integral_value():
+            exact = f"{millis.normalize():f}m"
+            problem(
+                where.child(key),
+                f"{text} CPU is {exact}; Kubernetes counts CPU in whole millicores (1m = 0.001)",
+            )
+        else:
+            cpu[key] = millis
     memory: dict[str, int] = {}
-    for key, method in (("memory", "set_memory_request"), ("memory_limit", "set_memory_limit")):
-        if key in resources:
-            text = quantity_text(resources[key])
-            if memory_bytes(text) <= 0:
-                problem((*setting.path, key), f"{text}: an amount of memory must be more than 0")
-            else:
-                memory[key] = memory_bytes(text)
-                yield Call(method, (("memory", text),), method=True)
+    for key, text in (("memory", resources.memory), ("memory_limit", resources.memory_limit)):
+        if text is None:
+            continue
+        if memory_bytes(text) <= 0:
+            problem(where.child(key), f"{text}: an amount of memory must be more than 0")
+        else:
+            memory[key] = memory_bytes(text)
     if "cpu" in cpu and "cpu_limit" in cpu and cpu["cpu_limit"] < cpu["cpu"]:
-        limit, request = cpu_text(resources["cpu_limit"]), cpu_text(resources["cpu"])
-        problem((*setting.path, "cpu_limit"), _below(limit, "cpu", request))
+        problem(where.child("cpu_limit"), _below(resources.cpu_limit, "cpu", resources.cpu))
     if "memory" in memory and "memory_limit" in memory and memory["memory_limit"] < memory["memory"]:
-        limit, request = quantity_text(resources["memory_limit"]), quantity_text(resources["memory"])
-        problem((*setting.path, "memory_limit"), _below(limit, "memory", request))
-    if "gpu" in resources or "gpu_type" in resources:
-        accelerator = resources.get("gpu_type", DEFAULT_GPU_TYPE)
-        yield Call("set_accelerator_type", (("accelerator", accelerator),), method=True)
-        if "gpu" in resources:
-            yield Call("set_accelerator_limit", (("limit", int(resources["gpu"])),), method=True)
+        problem(where.child("memory_limit"), _below(resources.memory_limit, "memory", resources.memory))
 
 
-def _below(limit: str, key: str, request: str) -> str:
+def _below(limit: str | None, key: str, request: str | None) -> str:
     return (
         f"the limit {limit} is less than the request ({key}: {request}); Kubernetes rejects a limit below it"
     )
 
 
-def _reserved_env(name: str, path: KeyPath, problem: Problem) -> bool:
+def _reserved_env(name: str, where: Where, problem: Problem) -> bool:
     if name.startswith(RESERVED_ENV_PREFIX):
-        problem(path, f"{name}: names starting with {RESERVED_ENV_PREFIX} are kale-yaml's own; use another")
+        problem(where, f"{name}: names starting with {RESERVED_ENV_PREFIX} are kale-yaml's own; use another")
         return True
     return False
 
 
-def _toleration_ok(toleration: dict[str, Any], path: KeyPath, problem: Problem) -> bool:
-    ok = True
-    key, operator = toleration.get("key", ""), toleration.get("operator", "Equal")
+def _check_toleration(setting: Setting[Toleration], problem: Problem) -> None:
+    toleration, where = setting.value, setting.where
+    key, operator = toleration.key or "", toleration.operator or "Equal"
     if key and not _QUALIFIED_NAME.match(key):
-        problem((*path, "key"), f"{key!r} is not a valid taint key (e.g. gpu, example.com/dedicated)")
-        ok = False
+        problem(where.child("key"), f"{key!r} is not a valid taint key (e.g. gpu, example.com/dedicated)")
     if not key and operator != "Exists":
-        problem(path, "a toleration without a key must use operator: Exists (it then tolerates every taint)")
-        ok = False
-    if operator == "Exists" and toleration.get("value"):
-        problem((*path, "value"), "with operator: Exists a toleration takes no value (any value matches)")
-        ok = False
-    if "toleration_seconds" in toleration and toleration.get("effect") != "NoExecute":
-        problem((*path, "toleration_seconds"), "toleration_seconds needs effect: NoExecute")
-        ok = False
-    return ok
-
-
-def _toleration_arguments(toleration: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    for key in ("key", "operator", "value", "effect", "toleration_seconds"):
-        if key in toleration:
-            yield key, toleration[key]
+        problem(where, "a toleration without a key must use operator: Exists (it then tolerates every taint)")
+    if operator == "Exists" and toleration.value:
+        problem(where.child("value"), "with operator: Exists a toleration takes no value (any value matches)")
+    if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
+        problem(where.child("toleration_seconds"), "toleration_seconds needs effect: NoExecute")
 
 
 def cpu_text(value: int | float | str) -> str:

@@ -1,14 +1,19 @@
-"""The resolve stage's value: the sidecar resolved against the notebook, every setting in place."""
+"""The resolve stage's value: the sidecar resolved against the notebook, every setting typed, defaults merged,
+and located by a `Where`, so that no later stage reads the YAML document."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from kale_yaml.load.cells import Notebook
-from kale_yaml.load.document import Document
+from kale_yaml.resolve.where import Where
 
 ParameterValue = bool | int | float | str | list[Any] | dict[str, Any]
+V = TypeVar("V")
+Pairs = tuple[tuple[str, str], ...]  # a mapping of text to text, in the order written
 
 
 @dataclass(frozen=True)
@@ -20,47 +25,135 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Setting(Generic[V]):
+    """A value and where it is written: the step's own key, or the `pipeline:` default it inherits."""
+
+    value: V
+    where: Where
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str | None = None  # CPU amounts as kfp takes them: "500m", "2", "0.5"
+    cpu_limit: str | None = None
+    memory: str | None = None  # memory as kfp and Kubernetes take it: "4Gi", or a number of bytes as text
+    memory_limit: str | None = None
+    gpu: int | None = None
+    gpu_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """One key of a Kubernetes Secret exposed as one environment variable."""
+
+    secret: str
+    key: str
+    env: str
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str | None = None
+    operator: str | None = None
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A step's cluster settings: each key its own, else the `pipeline:` default for every step."""
+
+    resources: Setting[Resources] | None = None
+    retries: int = 0
+    timeout: Setting[int] | None = None  # seconds
+    env: Setting[Pairs] | None = None  # values as text
+    secrets: tuple[Setting[SecretEnv], ...] = ()
+    node_selector: Pairs = ()
+    tolerations: tuple[Setting[Toleration], ...] = ()
+    labels: Pairs = ()
+    annotations: Pairs = ()
+
+
+@dataclass(frozen=True)
 class StepConfig:
-    """A step as the sidecar describes it, with its cells resolved to numbers."""
+    """A step as the sidecar describes it, with its cells resolved to numbers and its settings merged."""
 
     name: str
-    index: int  # position in `steps:`, for locating messages
+    index: int  # position in `steps:`
+    where: Where  # `steps[index]`: its keys are located below it
     cells: tuple[int, ...]  # code cells this step runs, in notebook order (skipped cells removed)
-    after: tuple[str, ...] = ()
-    inputs: tuple[str, ...] | None = None  # explicit `inputs:` (added to what analysis finds)
-    outputs: tuple[str, ...] | None = None  # explicit `outputs:`
-    image: str = "python:3.11-slim"
-    packages: tuple[str, ...] = ()
-    cache: bool = True
-    settings: dict[str, Any] = field(default_factory=dict)  # cluster-only keys, as written
+    after: tuple[str, ...]
+    inputs: tuple[str, ...] | None  # explicit `inputs:` (added to what analysis finds)
+    outputs: tuple[str, ...] | None  # explicit `outputs:`
+    image: str
+    packages: tuple[str, ...]
+    cache: bool
+    cluster: Cluster
+    volumes: tuple[str, ...] | None  # the volumes it mounts, as written; None: every declared volume
+    cluster_keys: tuple[str, ...]  # the cluster-only keys the step writes itself (not inherited)
 
 
 @dataclass(frozen=True)
 class Metrics:
     step: str
     names: tuple[str, ...]
+    where: Where  # `metrics`
+
+
+@dataclass(frozen=True)
+class NewClaim:
+    """`create:`: a PersistentVolumeClaim made for the run."""
+
+    size: str  # as Kubernetes takes it: "10Gi", or a number of bytes as text
+    access_modes: tuple[str, ...]
+    storage_class: str | None
+    from_snapshot: str | None
+    keep: bool
+
+
+@dataclass(frozen=True)
+class VolumeConfig:
+    name: str
+    index: int  # position in `volumes:`
+    mount: str
+    claim: str | None  # an existing claim; None for a volume made for the run
+    create: NewClaim | None
+    where: Where  # `volumes[index]`
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    volume: str
+    when: str  # "before_each_step" | "after_run"
+    where: Where  # `snapshots[i]`
 
 
 @dataclass(frozen=True)
 class Config:
     """The sidecar resolved against the notebook: who owns which cell, and every setting."""
 
-    document: Document
+    where: Where  # the sidecar itself: its file name, and where each top-level key is written
     notebook: Notebook
+    notebook_name: str  # the `notebook:` key as written
     name: str
     description: str | None
     experiment: str | None
+    image: str  # `pipeline.image` or the default: the image of components that are not steps
     parameters: tuple[Parameter, ...]
     parameter_cells: tuple[int, ...]
     prelude: tuple[int, ...]
     skipped: tuple[int, ...]
     steps: tuple[StepConfig, ...]
     metrics: Metrics | None
-    volumes: tuple[dict[str, Any], ...] = ()
-    snapshots: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[VolumeConfig, ...]
+    snapshots: tuple[SnapshotConfig, ...]
+    cluster_defaults: tuple[str, ...]  # the cluster-only keys `pipeline:` sets for every step
+    steps_by_name: Mapping[str, StepConfig] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: the mapping is made once here, from the steps it indexes.
+        object.__setattr__(self, "steps_by_name", MappingProxyType({s.name: s for s in self.steps}))
 
     def step(self, name: str) -> StepConfig:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        return self.steps_by_name[name]

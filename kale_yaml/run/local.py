@@ -29,7 +29,9 @@ from kale_yaml.errors import Diagnostic, RunError
 from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path
 from kale_yaml.plan.dag import Pipeline
 from kale_yaml.plan.project import Project
-from kale_yaml.render.generate import function_name, project_source, step_function_name
+from kale_yaml.render.generate import render
+from kale_yaml.render.view import PipelineView, pipeline_view
+from kale_yaml.resolve.cluster import CLUSTER_ONLY
 from kale_yaml.resolve.parameters import KfpValue, parse_params, pipeline_arguments
 from kale_yaml.run import local_volumes
 from kale_yaml.run.local_steps import (
@@ -43,16 +45,6 @@ from kale_yaml.run.local_steps import (
 
 EVENTS_ENV = "KALE_YAML_EVENTS"
 SNAPSHOTS_ENV = "KALE_YAML_SNAPSHOTS"
-CLUSTER_ONLY = (
-    "resources",
-    "retries",
-    "timeout",
-    "secrets",
-    "node_selector",
-    "tolerations",
-    "labels",
-    "annotations",
-)
 
 
 @dataclass
@@ -98,14 +90,14 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
 
 def ignored_settings(pipeline: Pipeline) -> list[str]:
     notes: list[str] = []
-    defaults = [k for k in CLUSTER_ONLY if k in (pipeline.config.document.data.get("pipeline") or {})]
+    defaults = [k for k in CLUSTER_ONLY if k in pipeline.config.cluster_defaults]
     if defaults:
         notes.append(f"pipeline: {', '.join(defaults)} (cluster only)")
     for step in pipeline.steps:
-        keys = [k for k in CLUSTER_ONLY if k in step.config.settings]
+        keys = [k for k in CLUSTER_ONLY if k in step.config.cluster_keys]
         if keys:
             notes.append(f"step '{step.name}': {', '.join(keys)} (cluster only)")
-        if "volumes" in step.config.settings:
+        if step.config.volumes is not None:
             notes.append(f"step '{step.name}': volumes (locally every step sees every volume's path)")
     if any(step.config.packages for step in pipeline.steps):
         notes.append("packages: not installed locally; this environment's are used")
@@ -114,7 +106,9 @@ def ignored_settings(pipeline: Pipeline) -> list[str]:
     return notes
 
 
-def run_local(project: Project, options: RunOptions) -> RunResult:
+def run_local(project: Project, options: RunOptions, view: PipelineView | None = None) -> RunResult:
+    """Run the pipeline here. `view` is the one `build` rendered, when it did: the local variant is rendered
+    from it rather than from a new one."""
     pipeline = project.pipeline
     arguments = pipeline_arguments(parse_params(pipeline.config.parameters, options.params))
     missing = missing_packages(pipeline)
@@ -122,23 +116,68 @@ def run_local(project: Project, options: RunOptions) -> RunResult:
         raise RunError(
             [
                 Diagnostic(
-                    file=project.config.document.display_name,
+                    file=project.config.where.file,
                     message="this environment lacks "
                     + ", ".join(missing)
                     + "; install them (kale-yaml installs nothing into your environment)",
                 )
             ]
         )
-    local_volumes.check(project.config)
-    source = project_source(project, local=True)
+    view = view or pipeline_view(project)
+    source = render(view, local=True)
     volumes = local_volumes.prepare(project.config)
     try:
-        return _execute(project, options, arguments, source, volumes)
+        return _execute(view, project, options, arguments, source, volumes)
     finally:
         volumes.cleanup()
 
 
+@dataclass(frozen=True)
+class _RunFolder:
+    """`.kale/runs/NAME-STAMP/`: the local variant it runs, kfp's artifacts, events and log."""
+
+    kale_dir: Path
+    run_dir: Path
+
+    @property
+    def module(self) -> Path:
+        return self.run_dir / "pipeline.local.py"
+
+    @property
+    def events(self) -> Path:
+        return self.run_dir / "events.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir / "run.log"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.kale_dir / "snapshots" / self.run_dir.name
+
+
+def _run_folder(project: Project, source: str) -> _RunFolder:
+    kale_dir = project.sidecar.parent / DEFAULT_OUTPUT_DIR
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    folder = _RunFolder(kale_dir, kale_dir / "runs" / f"{project.config.name}-{stamp}")
+    folder.run_dir.mkdir(parents=True, exist_ok=False)
+    folder.module.write_text(source, encoding="utf-8")
+    folder.events.touch()
+    return folder
+
+
+@dataclass
+class _Ending:
+    """How kfp.local's call of the pipeline function ended."""
+
+    outputs: Any = None
+    kfp_failure: str | None = None  # kfp.local's message for a task that failed
+    missing_output: Diagnostic | None = None
+    interrupted: int | None = None  # the signal that stopped the run
+
+
 def _execute(
+    view: PipelineView,
     project: Project,
     options: RunOptions,
     arguments: dict[str, KfpValue],
@@ -146,89 +185,93 @@ def _execute(
     volumes: local_volumes.LocalVolumes,
 ) -> RunResult:
     pipeline = project.pipeline
-    kale_dir = project.sidecar.parent / DEFAULT_OUTPUT_DIR
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_dir = kale_dir / "runs" / f"{project.config.name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    snapshots_dir = kale_dir / "snapshots" / run_dir.name
-    module_path = run_dir / "pipeline.local.py"
-    module_path.write_text(source, encoding="utf-8")
-    events_path = run_dir / "events.jsonl"
-    events_path.touch()
-    log_path = run_dir / "run.log"
-
+    folder = _run_folder(project, source)
     statuses = {step.name: StepStatus(step.name) for step in pipeline.steps}
-    pipeline_func = _load_pipeline(module_path, function_name(pipeline))
+    pipeline_func = _load_pipeline(folder.module, view.function)
 
     from kfp import local
 
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(run_dir / "artifacts"),
+        pipeline_root=str(folder.run_dir / "artifacts"),
         raise_on_error=True,
         enable_caching=options.use_cache,
-        cache_root=str(kale_dir / "cache"),
+        cache_root=str(folder.kale_dir / "cache"),
     )
-    follower = EventFollower(events_path, statuses, options.on_update, display_path(log_path))
-    processes = StepProcesses(follower, {step_function_name(step.name): step.name for step in pipeline.steps})
-    outputs: Any = None
-    kfp_failure: str | None = None
-    missing_output: Diagnostic | None = None
-    interrupted: int | None = None
+    follower = EventFollower(folder.events, statuses, options.on_update, display_path(folder.log))
+    processes = StepProcesses(follower, {step.function: step.step.name for step in view.steps})
+    ending = _call(pipeline_func, arguments, folder, follower, processes)
+    follower.drain()
+    failure = follower.failure or ending.missing_output
+    if ending.kfp_failure is not None and failure is None:
+        reason = _strip_ansi(ending.kfp_failure)
+        failure = Diagnostic(
+            file=display_path(folder.log),
+            message=f"the run failed before a step's cells ran: {reason}; see the log",
+        )
+    _settle(statuses, failure is None, options.on_update)
+    logged = _metrics(ending.outputs) if failure is None else {}
+    order = pipeline.config.metrics.names if pipeline.config.metrics else ()
+    return RunResult(
+        run_dir=folder.run_dir,
+        steps=statuses,
+        metrics={name: logged[name] for name in order if name in logged},
+        ignored=ignored_settings(pipeline),
+        succeeded=failure is None,
+        failure=failure,
+        log_path=folder.log,
+        volumes=volumes.notes,
+        snapshots=local_volumes.snapshot_folders(folder.snapshots),
+        interrupted=ending.interrupted,
+    )
+
+
+def _call(
+    pipeline_func: Any,
+    arguments: dict[str, KfpValue],
+    folder: _RunFolder,
+    follower: EventFollower,
+    processes: StepProcesses,
+) -> _Ending:
+    """Call the pipeline function as kfp.local runs it, with the run's environment, log and signals."""
+    ending = _Ending()
     # Absolute: a cell may change the working directory.
-    environment = {EVENTS_ENV: str(events_path.absolute()), SNAPSHOTS_ENV: str(snapshots_dir.absolute())}
+    environment = {EVENTS_ENV: str(folder.events.absolute()), SNAPSHOTS_ENV: str(folder.snapshots.absolute())}
     try:
         with (
             stopped_by_signals(),
             _environment(environment),
             follower,
-            _captured(log_path),
+            _captured(folder.log),
             supervising(processes),
         ):
             try:
-                outputs = pipeline_func(**arguments)
+                ending.outputs = pipeline_func(**arguments)
             except RuntimeError as exc:  # kfp.local's way of saying a task failed
-                kfp_failure = str(exc)
+                ending.kfp_failure = str(exc)
             except ValueError as exc:
-                missing_output = _missing_output(processes, str(exc), follower.log_name)
-                if missing_output is None:
+                ending.missing_output = _missing_output(processes, str(exc), follower.log_name)
+                if ending.missing_output is None:
                     raise
     except RunInterrupted as stop:
-        interrupted = stop.signum
+        ending.interrupted = stop.signum
         follower.interrupted(processes.current, stop.signum)
-    follower.drain()
-    failure = follower.failure or missing_output
-    if kfp_failure is not None and failure is None:
-        failure = Diagnostic(
-            file=display_path(log_path),
-            message=f"the run failed before a step's cells ran: {_strip_ansi(kfp_failure)}; see the log",
-        )
-    succeeded = failure is None
-    if succeeded:
-        for status in statuses.values():
-            if status.state == "waiting":  # kfp took its outputs from the cache: our runtime never ran
-                status.state = "cached"
-                if options.on_update:
-                    options.on_update(status)
-    else:
-        for status in statuses.values():
-            if status.state in ("waiting", "running"):
-                status.state = "not run"
-    logged = _metrics(outputs) if succeeded else {}
-    order = pipeline.config.metrics.names if pipeline.config.metrics else ()
-    metrics = {name: logged[name] for name in order if name in logged}
-    return RunResult(
-        run_dir=run_dir,
-        steps=statuses,
-        metrics=metrics,
-        ignored=ignored_settings(pipeline),
-        succeeded=succeeded and failure is None,
-        failure=failure,
-        log_path=log_path,
-        volumes=volumes.notes,
-        snapshots=local_volumes.snapshot_folders(snapshots_dir),
-        interrupted=interrupted,
-    )
+    return ending
+
+
+def _settle(
+    statuses: dict[str, StepStatus], succeeded: bool, on_update: Callable[[StepStatus], None] | None
+) -> None:
+    """The steps the run left waiting: taken from kfp's cache when it succeeded, else not run."""
+    for status in statuses.values():
+        if (
+            succeeded and status.state == "waiting"
+        ):  # kfp took its outputs from the cache: our runtime never ran
+            status.state = "cached"
+            if on_update:
+                on_update(status)
+        elif not succeeded and status.state in ("waiting", "running"):
+            status.state = "not run"
 
 
 def _missing_output(processes: StepProcesses, error: str, log_name: str) -> Diagnostic | None:

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Diagnostic
 
 # How long a stopped step gets between SIGTERM and SIGKILL.
@@ -173,11 +175,11 @@ class EventFollower:
             name = step if step in self.statuses else self._running()
             what = f"the run was stopped by {signal_name(signum)}"
             if name is None:
-                self._set_failure(Diagnostic(file=self.log_name, message=what))
+                self._set_failure(ky.RUN_INTERRUPTED.at(self.log_name, what))
                 return
             status = self.statuses[name]
             message = f"{what} while step '{name}' ran; the step was stopped"
-            self._set_failure(self._located(name, message))
+            self._set_failure(self._located(ky.RUN_INTERRUPTED, name, message))
             self._change(status, "interrupted", time.time())
 
     def _running(self) -> str | None:
@@ -188,20 +190,22 @@ class EventFollower:
         name, how = status.name, exit_text(returncode)
         if status.state == "done":
             message = f"step '{name}' finished its cells, then its process ended with {how}; see the log"
-            return Diagnostic(file=self.log_name, message=message)
+            return ky.STEP_ENDED_EARLY.at(self.log_name, message)
         if status.state == "waiting":
             message = f"step '{name}' ended before its cells ran: {how}; see the log"
-            return Diagnostic(file=self.log_name, message=message)
+            return ky.STEP_ENDED_EARLY.at(self.log_name, message)
         doing = _DOING.get(self.phases.get(name, ""), "")
-        return self._located(name, f"step '{name}' ended{doing} without finishing: {how}")
+        return self._located(
+            ky.STEP_ENDED_EARLY, name, f"step '{name}' ended{doing} without finishing: {how}"
+        )
 
-    def _located(self, step: str, message: str) -> Diagnostic:
+    def _located(self, kind: Kind, step: str, message: str) -> Diagnostic:
         """At the step's current cell when it is running one, else in its notebook (else the run's log)."""
         notebook = self.notebooks.get(step)
         if notebook is None:
-            return Diagnostic(file=self.log_name, message=message)
+            return kind.at(self.log_name, message)
         cell = self.cells.get(step) if self.phases.get(step) == "cell" else None
-        return Diagnostic(file=notebook, cell=cell, message=message)
+        return kind.at(notebook, message, cell=cell)
 
     def _handle(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -209,7 +213,7 @@ class EventFollower:
             folder, volume = str(event.get("folder")), event.get("volume")
             when = "after the run" if folder == "after_run" else f"before step '{folder}'"
             message = f"the snapshot of volume '{volume}' {when} failed: {event.get('error', '')}"
-            self._set_failure(Diagnostic(file=str(event.get("path", "")), message=message))
+            self._set_failure(ky.SNAPSHOT_FAILED.at(str(event.get("path", "")), message))
             return
         status = self.statuses.get(str(event.get("step")))
         if status is None:
@@ -229,7 +233,7 @@ class EventFollower:
             error = str(event.get("error", "")).removeprefix(f"step '{name}': ")
             message = f"step '{name}' failed: {error}\n{event.get('traceback', '')}".rstrip()
             notebook, cell, line = str(event.get("notebook", "")), event.get("cell"), event.get("line")
-            self._set_failure(Diagnostic(file=notebook, cell=cell, line=line, message=message))
+            self._set_failure(ky.STEP_FAILED.at(notebook, message, cell=cell, line=line))
             self._change(status, "failed", float(event["time"]))
 
     def _fail(self, status: StepStatus, failure: Diagnostic) -> None:

@@ -16,7 +16,6 @@ import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kale_yaml.errors import Collector, RunError
 from kale_yaml.resolve.model import Config
@@ -41,37 +40,37 @@ class LocalVolumes:
 def check(config: Config) -> None:
     """Raise `RunError` for every `claim` whose folder this machine lacks, before anything is made."""
     errors = Collector()
-    for index, raw in enumerate(config.volumes):
-        path = Path(raw["mount"])
-        where = ("volumes", index, "mount")
-        if "claim" in raw and not path.is_dir():
+    for volume in config.volumes:
+        path = Path(volume.mount)
+        where = volume.where.child("mount")
+        if volume.claim is not None and not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist on this machine"
             message = (
-                f"{raw['mount']} {what}; a local run uses the mount path as it is: make it a folder holding"
-                f" the data of claim '{raw['claim']}' (or a copy of it)"
+                f"{volume.mount} {what}; a local run uses the mount path as it is: make it a folder holding"
+                f" the data of claim '{volume.claim}' (or a copy of it)"
             )
-            errors.add(config.document.diagnostic(where, message))
-        elif "create" in raw and path.exists() and not path.is_dir():
-            errors.add(config.document.diagnostic(where, f"{raw['mount']} exists and is not a folder"))
+            errors.add(where.diagnostic(message))
+        elif volume.create is not None and path.exists() and not path.is_dir():
+            errors.add(where.diagnostic(f"{volume.mount} exists and is not a folder"))
     errors.raise_if_any(RunError)
 
 
 def prepare(config: Config) -> LocalVolumes:
-    """Make the missing folders of `create` volumes; describe every volume. Call `cleanup` after the run."""
+    """Check the volumes (see `check`), make the missing folders of `create` volumes and describe every
+    volume. Call `cleanup` after the run."""
     check(config)
     volumes = LocalVolumes()
     errors = Collector()
-    for index, raw in enumerate(config.volumes):
-        mount = raw["mount"]
-        if "claim" in raw:
-            volumes.notes.append(f"volume '{raw['name']}': {mount} as it is here (claim '{raw['claim']}')")
+    for volume in config.volumes:
+        mount = volume.mount
+        if volume.create is None:
+            volumes.notes.append(f"volume '{volume.name}': {mount} as it is here (claim '{volume.claim}')")
             continue
-        create: dict[str, Any] = raw["create"]
         path = Path(mount)
-        restored = "; from_snapshot is cluster only" if "from_snapshot" in create else ""
+        restored = "; from_snapshot is cluster only" if volume.create.from_snapshot is not None else ""
         if path.is_dir():
             volumes.notes.append(
-                f"volume '{raw['name']}': {mount}, an existing folder, used as it is{restored}"
+                f"volume '{volume.name}': {mount}, an existing folder, used as it is{restored}"
             )
             continue
         missing = [p for p in (path, *path.parents) if not p.exists()]
@@ -82,19 +81,19 @@ def prepare(config: Config) -> LocalVolumes:
             message = (
                 f"cannot make {mount} for this run: {reason}; make the folder or choose another mount path"
             )
-            errors.add(config.document.diagnostic(("volumes", index, "mount"), message))
+            errors.add(volume.where.child("mount").diagnostic(message))
             continue
-        if create.get("keep"):
+        if volume.create.keep:
             volumes.made.extend(reversed(missing[1:]))  # parents only: the kept folder stays
             volumes.kept.append(path)
             volumes.notes.append(
-                f"volume '{raw['name']}': {mount}, made for this run and kept (keep: true){restored}"
+                f"volume '{volume.name}': {mount}, made for this run and kept (keep: true){restored}"
             )
         else:
             volumes.made.extend(reversed(missing))
             volumes.removals.append(path)
             volumes.notes.append(
-                f"volume '{raw['name']}': {mount}, made for this run and removed after it{restored}"
+                f"volume '{volume.name}': {mount}, made for this run and removed after it{restored}"
             )
     if errors.errors:  # undo: nothing runs, so nothing is kept either
         volumes.removals += volumes.kept

@@ -5,21 +5,21 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def first_step():
     "Step 'first': nb.ipynb cell 2."
     _cells = [
         (2, 'first_value = "one"'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='first',
         notebook='nb.ipynb',
         cells=_cells,
@@ -32,18 +32,14 @@ def first_step():
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def second_step():
     "Step 'second': nb.ipynb cell 3."
     _cells = [
         (3, 'second_value = "two"'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='second',
         notebook='nb.ipynb',
         cells=_cells,

@@ -5,9 +5,14 @@
 from kfp import compiler, dsl, kubernetes
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def load_step(
     rows: int,
@@ -20,12 +25,7 @@ def load_step(
     _cells = [
         (4, 'values = [math.sqrt(i) for i in range(rows)]'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='load',
         notebook='nb.ipynb',
         cells=_prelude + _cells,
@@ -39,6 +39,7 @@ def load_step(
 @dsl.component(
     base_image='python:3.11',
     packages_to_install=['dill', 'pyyaml'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def train_step(
     in_values: dsl.Input[dsl.Artifact],
@@ -51,12 +52,7 @@ def train_step(
     _cells = [
         (5, 'total = sum(values)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='train',
         notebook='nb.ipynb',
         cells=_prelude + _cells,
@@ -70,6 +66,7 @@ def train_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def evaluate_step(
     in_total: dsl.Input[dsl.Artifact],
@@ -83,12 +80,7 @@ def evaluate_step(
     _cells = [
         (6, 'mean = total / len(values)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='evaluate',
         notebook='nb.ipynb',
         cells=_prelude + _cells,

@@ -5,9 +5,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def create_step(
     out_xs: dsl.Output[dsl.Artifact],
@@ -16,12 +21,7 @@ def create_step(
     _cells = [
         (2, 'xs = [1, 2]'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='create',
         notebook='nb.ipynb',
         cells=_cells,
@@ -34,6 +34,7 @@ def create_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def append_step(
     in_xs: dsl.Input[dsl.Artifact],
@@ -43,12 +44,7 @@ def append_step(
     _cells = [
         (3, 'xs.append(3)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='append',
         notebook='nb.ipynb',
         cells=_cells,
@@ -61,6 +57,7 @@ def append_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def total_step(
     in_xs: dsl.Input[dsl.Artifact],
@@ -69,12 +66,7 @@ def total_step(
     _cells = [
         (4, 'total = sum(xs)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='total',
         notebook='nb.ipynb',
         cells=_cells,

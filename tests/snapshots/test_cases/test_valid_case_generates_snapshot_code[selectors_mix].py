@@ -5,9 +5,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def first_step(
     out_a: dsl.Output[dsl.Artifact],
@@ -16,12 +21,7 @@ def first_step(
     _cells = [
         (1, 'a = 1'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='first',
         notebook='nb.ipynb',
         cells=_cells,
@@ -34,6 +34,7 @@ def first_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def second_step(
     in_a: dsl.Input[dsl.Artifact],
@@ -43,12 +44,7 @@ def second_step(
     _cells = [
         (2, 'b = a + 1'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='second',
         notebook='nb.ipynb',
         cells=_cells,
@@ -61,6 +57,7 @@ def second_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def middle_step(
     in_b: dsl.Input[dsl.Artifact],
@@ -70,12 +67,7 @@ def middle_step(
     _cells = [
         (5, 'c = b * 10'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='middle',
         notebook='nb.ipynb',
         cells=_cells,
@@ -88,6 +80,7 @@ def middle_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def by_id_step(
     in_c: dsl.Input[dsl.Artifact],
@@ -97,12 +90,7 @@ def by_id_step(
     _cells = [
         (7, 'd = c + 1'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='by_id',
         notebook='nb.ipynb',
         cells=_cells,
@@ -115,6 +103,7 @@ def by_id_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def by_match_step(
     in_d: dsl.Input[dsl.Artifact],
@@ -124,12 +113,7 @@ def by_match_step(
     _cells = [
         (8, 'e = d * 2'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='by_match',
         notebook='nb.ipynb',
         cells=_cells,
@@ -142,6 +126,7 @@ def by_match_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def span_step(
     in_a: dsl.Input[dsl.Artifact],
@@ -157,12 +142,7 @@ def span_step(
         (9, 'values = [a, b, c, d, e]'),
         (10, 'total = sum(values)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='span',
         notebook='nb.ipynb',
         cells=_cells,
@@ -175,6 +155,7 @@ def span_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def rest_step(
     in_total: dsl.Input[dsl.Artifact],
@@ -185,12 +166,7 @@ def rest_step(
     _cells = [
         (11, 'summary = f"{len(values)} values, total {total}"'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='rest',
         notebook='nb.ipynb',
         cells=_cells,
@@ -203,6 +179,7 @@ def rest_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def last_step(
     in_summary: dsl.Input[dsl.Artifact],
@@ -211,12 +188,7 @@ def last_step(
     _cells = [
         (12, 'size = len(summary)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='last',
         notebook='nb.ipynb',
         cells=_cells,

@@ -5,9 +5,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def load_text_step(
     out_TEXT: dsl.Output[dsl.Artifact],
@@ -38,12 +43,7 @@ above our poor power to add or detract. The world will little note, nor long rem
 say here, but it can never forget what they did here.
 """'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='load_text',
         notebook='textstats.ipynb',
         cells=_prelude + _cells,
@@ -57,6 +57,7 @@ say here, but it can never forget what they did here.
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def tokenize_step(
     min_word_length: int,
@@ -83,12 +84,7 @@ sentences = split_sentences(TEXT)
 summary = {"characters": len(TEXT), "words": len(words), "sentences": len(sentences)}
 summary'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='tokenize',
         notebook='textstats.ipynb',
         cells=_prelude + _cells,
@@ -102,6 +98,7 @@ summary'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def top_words_step(
     top_n: int,
@@ -125,12 +122,7 @@ counts = Counter(words)
 top_words = [WordStats(word, count) for word, count in counts.most_common(top_n)]
 summary["vocabulary_size"] = len(counts)'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='top_words',
         notebook='textstats.ipynb',
         cells=_prelude + _cells,
@@ -144,6 +136,7 @@ summary["vocabulary_size"] = len(counts)'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def sentence_lengths_step(
     in_sentences: dsl.Input[dsl.Artifact],
@@ -164,12 +157,7 @@ from dataclasses import dataclass'''),
 sentence_lengths = [len(tokenize(sentence)) for sentence in sentences]
 longest_sentence = max(sentence_lengths)'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='sentence_lengths',
         notebook='textstats.ipynb',
         cells=_prelude + _cells,
@@ -183,6 +171,7 @@ longest_sentence = max(sentence_lengths)'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def report_step(
     in_longest_sentence: dsl.Input[dsl.Artifact],
@@ -208,12 +197,7 @@ summary["longest_sentence"] = longest_sentence
 summary["top_words"] = [ws.word for ws in top_words]'''),
         (15, 'for key, value in summary.items():\n    print(f"{key}: {value}")\nprint()\nprint("\\n".join(ws.line() for ws in top_words))'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='report',
         notebook='textstats.ipynb',
         cells=_prelude + _cells,

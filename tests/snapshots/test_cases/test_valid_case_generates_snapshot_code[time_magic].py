@@ -5,9 +5,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def setup_step(
     out_values: dsl.Output[dsl.Artifact],
@@ -19,12 +24,7 @@ pass  # kale-yaml: left out: %load_ext autoreload
 pass  # kale-yaml: left out: %autoreload 2
 values = [3, 1, 2]'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='setup',
         notebook='nb.ipynb',
         cells=_cells,
@@ -37,6 +37,7 @@ values = [3, 1, 2]'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def sort_step(
     in_values: dsl.Input[dsl.Artifact],
@@ -49,12 +50,7 @@ pass  # kale-yaml: left out: %%time
 ordered = sorted(values)
 smallest = ordered[0]'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='sort',
         notebook='nb.ipynb',
         cells=_cells,
@@ -67,6 +63,7 @@ smallest = ordered[0]'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def join_step(
     in_ordered: dsl.Input[dsl.Artifact],
@@ -75,12 +72,7 @@ def join_step(
     _cells = [
         (4, 'joined = ",".join(str(v) for v in ordered)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='join',
         notebook='nb.ipynb',
         cells=_cells,

@@ -5,9 +5,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def load_data_step(
     out_df: dsl.Output[dsl.Artifact],
@@ -32,12 +37,7 @@ df["target"] = wine.target'''),
 print(df.shape)
 print(df["target"].value_counts().sort_index())'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='load_data',
         notebook='wine.ipynb',
         cells=_prelude + _cells,
@@ -51,6 +51,7 @@ print(df["target"].value_counts().sort_index())'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def split_step(
     seed: int,
@@ -84,12 +85,7 @@ scaler = StandardScaler().fit(X_train)
 X_train_s = scaler.transform(X_train)
 X_test_s = scaler.transform(X_test)'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='split',
         notebook='wine.ipynb',
         cells=_prelude + _cells,
@@ -103,6 +99,7 @@ X_test_s = scaler.transform(X_test)'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def train_logreg_step(
     C: float,
@@ -127,12 +124,7 @@ from sklearn.preprocessing import StandardScaler'''),
 logreg = LogisticRegression(C=C, max_iter=1000, random_state=seed)
 logreg.fit(X_train_s, y_train)'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='train_logreg',
         notebook='wine.ipynb',
         cells=_prelude + _cells,
@@ -146,6 +138,7 @@ logreg.fit(X_train_s, y_train)'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def train_forest_step(
     n_estimators: int,
@@ -170,12 +163,7 @@ from sklearn.preprocessing import StandardScaler'''),
 forest = RandomForestClassifier(n_estimators=n_estimators, random_state=seed)
 forest.fit(X_train_s, y_train)'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='train_forest',
         notebook='wine.ipynb',
         cells=_prelude + _cells,
@@ -189,6 +177,7 @@ forest.fit(X_train_s, y_train)'''),
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def evaluate_step(
     in_X_test_s: dsl.Input[dsl.Artifact],
@@ -224,12 +213,7 @@ accuracy = float(scores[best]["accuracy"])
 f1 = float(scores[best]["f1"])
 print(f"best: {best}  accuracy={accuracy:.3f}  f1={f1:.3f}")'''),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='evaluate',
         notebook='wine.ipynb',
         cells=_prelude + _cells,

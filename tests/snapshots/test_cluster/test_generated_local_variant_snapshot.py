@@ -6,9 +6,14 @@
 from kfp import compiler, dsl
 
 
+def _kale_yaml_runtime():
+    '<the kale-yaml runtime: kale_yaml/runtime/ as one function, see tests/test_runtime_code.py>'
+
+
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=[],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def load_step(
     rows: int,
@@ -21,12 +26,7 @@ def load_step(
     _cells = [
         (4, 'values = [math.sqrt(i) for i in range(rows)]'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='load',
         notebook='nb.ipynb',
         cells=_prelude + _cells,
@@ -40,6 +40,7 @@ def load_step(
 @dsl.component(
     base_image='python:3.11',
     packages_to_install=[],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def train_step(
     in_values: dsl.Input[dsl.Artifact],
@@ -52,12 +53,7 @@ def train_step(
     _cells = [
         (5, 'total = sum(values)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='train',
         notebook='nb.ipynb',
         cells=_prelude + _cells,
@@ -71,6 +67,7 @@ def train_step(
 @dsl.component(
     base_image='python:3.11-slim',
     packages_to_install=[],
+    additional_funcs=[_kale_yaml_runtime],
 )
 def evaluate_step(
     in_total: dsl.Input[dsl.Artifact],
@@ -84,12 +81,7 @@ def evaluate_step(
     _cells = [
         (6, 'mean = total / len(values)'),
     ]
-    # The kale-yaml runtime: runs the cells as a notebook would and moves variables in and out as
-    # artifacts. Carried here so the step's image needs no kale-yaml.
-    _runtime_source = '<the kale-yaml runtime: kale_yaml/runtime/marshal.py, checked by test_runtime_is_embedded_verbatim>'
-    _runtime = {}
-    exec(compile(_runtime_source, "<kale-yaml runtime>", "exec"), _runtime)
-    _runtime["run_step"](
+    _kale_yaml_runtime().run_step(
         step='evaluate',
         notebook='nb.ipynb',
         cells=_prelude + _cells,
