@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.steps import analyse
 from kale_yaml.errors import ClusterError, Diagnostic, KaleYamlError
 from kale_yaml.load.inputs import load_inputs
@@ -77,6 +78,7 @@ def build(
     """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
     from kale_yaml.render.compile import compile_source, refuse_kept, write_atomically
     from kale_yaml.render.generate import render
+    from kale_yaml.render.limits import refuse_oversized_steps
     from kale_yaml.render.view import pipeline_view
 
     project = validate(path)
@@ -86,6 +88,7 @@ def build(
     view = pipeline_view(project)
     source = render(view)
     compiled = compile_source(source, view.function, project.config.where.file)
+    refuse_oversized_steps(view, compiled)  # a step no container could start: before anything is written
     wanted = {python_path: source, yaml_path: compiled}
     changed = any(_differs(p, text) for p, text in wanted.items())
     if not check and changed:
@@ -108,9 +111,9 @@ def kept_inputs(project: Project, out_dir: Path | str | None) -> list[Kept]:
     def refusal(kind: str, at_input: Callable[[str], Diagnostic]) -> Callable[[Path], Diagnostic]:
         def refuse(output: Path) -> Diagnostic:
             if out_dir is not None:
-                return Diagnostic(
-                    file=f"-o {out_dir}",
-                    message=f"writing {output.name} there would replace the {kind}; kale-yaml never writes"
+                return ky.OUTPUT_REPLACES_INPUT.at(
+                    f"-o {out_dir}",
+                    f"writing {output.name} there would replace the {kind}; kale-yaml never writes"
                     " the notebook or the sidecar: choose another output folder",
                 )
             return at_input(
@@ -121,9 +124,11 @@ def kept_inputs(project: Project, out_dir: Path | str | None) -> list[Kept]:
         return refuse
 
     def at_sidecar(message: str) -> Diagnostic:
-        return Diagnostic(file=display_path(project.sidecar), message=message)
+        return ky.OUTPUT_REPLACES_INPUT.at(display_path(project.sidecar), message)
 
-    at_notebook_key = project.config.where.child("notebook").diagnostic
+    def at_notebook_key(message: str) -> Diagnostic:
+        return project.config.where.child("notebook").at(ky.OUTPUT_REPLACES_INPUT, message)
+
     return [
         Kept(project.config.notebook.path, refusal("notebook", at_notebook_key)),
         Kept(project.sidecar, refusal("sidecar", at_sidecar)),

@@ -200,6 +200,9 @@ OUTPUT_REPLACES_INPUT = _kind(
 OUTPUT_BLOCKED = _kind("KY702", "output-blocked", "an output cannot be written where it goes")
 WRITE_FAILED = _kind("KY703", "write-failed", "writing the pipeline failed; nothing was written")
 COMPILE_FAILED = _kind("KY704", "compile-failed", "kfp could not compile the generated pipeline")
+STEP_TOO_LARGE = _kind(
+    "KY705", "step-too-large", "a step's code is larger than KFP can pass its container in one argument"
+)
 
 # -- KY8xx: run and submit ----------------------------------------------------------------------------------
 MISSING_PACKAGES = _kind("KY801", "missing-packages", "a local run lacks packages the steps import or list")
@@ -209,6 +212,7 @@ RUN_INTERRUPTED = _kind("KY804", "run-interrupted", "a local run stopped by a si
 SNAPSHOT_FAILED = _kind("KY805", "snapshot-failed", "a local run could not copy a volume's snapshot")
 RUN_FAILED_EARLY = _kind("KY806", "run-failed-early", "a local run failed before any step's cells ran")
 MISSING_OUTPUT = _kind("KY807", "missing-output", "a step kfp counted as done handed on no output")
+STEP_NOT_STARTED = _kind("KY808", "step-not-started", "a local run could not start a step's process")
 BAD_HOST_URL = _kind("KY810", "bad-host-url", "`--host` (or KFP_HOST) is not a KFP server's URL")
 TOKEN_FILE = _kind("KY811", "token-file", "KF_PIPELINES_SA_TOKEN_PATH names no readable file")
 SERVER_PROBLEM = _kind("KY812", "server-problem", "the KFP server could not be reached, or refused a request")

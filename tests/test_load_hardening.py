@@ -460,3 +460,36 @@ def test_init_selects_cells_with_a_repeated_id_by_number(tmp_path: Path) -> None
     sidecar = init_sidecar(folder / "nb.ipynb")
     assert "cell-2" not in sidecar.read_text(encoding="utf-8")
     api.validate(folder)
+
+
+def test_plain_numbers_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
+    """YAML 1.1 (pyyaml's default) reads `017` as octal 15, `1:30` as 90 and `1e3` as text: not what a
+    sidecar author writing a parameter value means."""
+    text = (
+        "x: {a: 017, b: 1e3, c: '1:30', d: 1:30, e: 0x10, f: 0o17, g: -5, h: .5, i: 12e-1, j: !!int 0b101}\n"
+    )
+    document = parse_document(text, tmp_path / "pipeline.kale.yaml", "pipeline.kale.yaml")
+    assert document.data["x"] == {
+        "a": 17,
+        "b": 1000.0,
+        "c": "1:30",
+        "d": "1:30",
+        "e": 16,
+        "f": 15,
+        "g": -5,
+        "h": 0.5,
+        "i": 1.2,
+        "j": 5,
+    }
+    assert [type(v) for v in document.data["x"].values()] == [
+        int,
+        float,
+        str,
+        str,
+        int,
+        int,
+        int,
+        float,
+        float,
+        int,
+    ]

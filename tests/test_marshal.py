@@ -26,7 +26,8 @@ from sklearn.linear_model import LogisticRegression
 
 from kale_yaml import runtime
 from kale_yaml.render.runtime_code import runtime_function
-from kale_yaml.runtime import marshal
+from kale_yaml.runtime import files, marshal
+from kale_yaml.runtime.marshal import load_value
 
 # Every in-process test runs twice: against the runtime's modules, and against the runtime as generated code
 # carries it (render/runtime_code.py): one function's text, exec'd alone, called once. Tests in a subprocess
@@ -424,6 +425,60 @@ def test_a_failing_later_step_in_a_subprocess_reports_the_cell(tmp_path: Path) -
         step_in_subprocess(tmp_path, "bad", "x = 1\nx / 0")
 
 
+def test_a_prelude_that_breaks_open_and_os_does_not_stop_inputs_loading_or_outputs_saving(
+    tmp_path: Path,
+) -> None:
+    """The runtime's file functions were taken when it loaded: the step's cells keep what the prelude did."""
+    (tmp_path / "saved").mkdir()
+    step_in_subprocess(
+        tmp_path / "saved",
+        "first",
+        "class Box:\n    pass\nbox = Box()\nrows = [1, 2]",
+        outputs={"box": str(tmp_path / "box"), "rows": str(tmp_path / "rows")},
+    )
+    breaks = """
+    import builtins, io, os, tempfile, shutil
+    builtins.open = io.open = tempfile.mkdtemp = shutil.rmtree = None
+    os.makedirs = os.replace = os.listdir = os.path.isdir = os.path.join = None
+    """
+    step_in_subprocess(
+        tmp_path,
+        "second",
+        breaks,
+        "assert open is None and os.replace is None\ntotal = sum(rows)\nsame = type(box).__name__",
+        prelude=1,
+        inputs={"box": str(tmp_path / "box"), "rows": str(tmp_path / "rows")},
+        outputs={"total": str(tmp_path / "total"), "same": str(tmp_path / "deep" / "same")},
+    )
+    assert load_value(str(tmp_path / "total")) == 3
+    assert load_value(str(tmp_path / "deep" / "same")) == "Box"
+
+
+@pytest.mark.parametrize("path", ["/a/b", "/a", "/", "a", "a/b", "a/b/", "/a//b", "//a", "", "./x", "../y/z"])
+def test_the_runtimes_own_path_functions_agree_with_os_path(path: str) -> None:
+    assert files.parent_folder(path) == os.path.dirname(path)
+    assert files.file_name(path) == os.path.basename(path)
+    if path:
+        assert files.join_path(path, "value.dill") == os.path.join(path, "value.dill")
+
+
+def test_the_runtimes_own_folder_functions_make_and_remove_folders(tmp_path: Path) -> None:
+    deep = tmp_path / "a" / "b" / "c"
+    files.make_folders(str(deep))
+    files.make_folders(str(deep))  # already there: nothing to do
+    assert files.is_folder(str(deep)) and not files.is_folder(str(tmp_path / "nothing"))
+    (deep / "file").write_text("x")
+    (tmp_path / "a" / "link").symlink_to(tmp_path)  # a link is removed, not followed
+    scratch = files.scratch_folder(str(tmp_path), ".saving-")
+    assert Path(scratch).parent == tmp_path and Path(scratch).name.startswith(".saving-")
+    assert scratch != files.scratch_folder(str(tmp_path), ".saving-")
+    files.remove_tree(str(tmp_path / "a"))
+    assert not (tmp_path / "a").exists() and tmp_path.is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        files.make_folders(str(tmp_path / "file"))
+
+
 # Values that cannot travel.
 
 
@@ -717,13 +772,13 @@ def test_a_full_disk_names_the_variable_and_step_being_saved(
         handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - closed by _FullDisk
         return _FullDisk(handle) if "w" in mode else handle
 
-    monkeypatch.setattr(marshal, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(marshal, "open_file", full_disk_open)  # the runtime's own `open`, bound at its load
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv("KALE_YAML_EVENTS", str(events))
     out = tmp_path / "rows"
     with pytest.raises(
         runtime.StepError
-    ) as caught:  # the modules only: the carried runtime has no `open` to patch
+    ) as caught:  # the modules only: the carried runtime has no `open_file` to patch
         step(modules(), "load", "rows = list(range(10))", outputs={"rows": str(out)})
     message = f"step 'load': cannot save variable 'rows' to {out}: No space left on device"
     assert str(caught.value) == message

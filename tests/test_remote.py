@@ -26,11 +26,16 @@ from kale_yaml import api
 from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError, SubmitError
 from kale_yaml.run.remote import follow, host_from_environment, submit
+from kale_yaml.run.remote_client import MAX_REDIRECTS
+from kale_yaml.run.remote_limits import MAX_ANSWER_BYTES
 from tests.conftest import CASES, CopyCase
 
 API = "/apis/v2beta1"
 LIFETIME = 60.0  # the server stops by itself after this long, whatever the test does
 LOGIN_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body><form></form></body></html>"
+TRICKLE = 0.25  # seconds between the bytes of a trickling answer: far less than any socket timeout here
+ENDLESS_CHUNK = b" " * 65536
+SOCKET_BUFFERS = 16 * 1024 * 1024  # more than the kernel holds on its way from the server to the client
 
 
 @dataclass
@@ -51,11 +56,16 @@ class FakeKfp:
     # How the server misbehaves: "kfp" does not; "garbage" answers bytes that are not HTTP; "hangup" closes
     # the connection without an answer; "html" answers a login page to everything; "redirect" sends
     # everything to a login page; "empty-json" answers `{}` to everything; "hang" answers the health check
-    # and never the API; "error" answers 500 to everything.
+    # and never the API; "error" answers 500 to everything. Slow or endless answers: "trickle-body" sends the
+    # headers, then a byte every TRICKLE seconds; "trickle-headers" trickles a header line; "trickle-run" does
+    # as "trickle-body" only while the run is followed; "endless" sends a body without end until the client
+    # hangs up, "endless-chunked" the same in chunked encoding, "huge-length" declares a terabyte; "loop"
+    # redirects every request to itself.
     mode: str = "kfp"
     experiments: dict[str, str] = field(default_factory=lambda: {"existing": "exp-0"})
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
+    body_bytes_sent: int = 0  # of endless bodies: what the client let the server send before it hung up
 
     def sent(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -134,6 +144,17 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKfp]
             elif fake.mode == "hang" and parsed.path != f"{API}/healthz":
                 self.close_connection = True
                 stop.wait(LIFETIME)  # until the test ends, then hang up without an answer
+            elif fake.mode == "loop":
+                self.send_response(302)
+                self.send_header("Location", parsed.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif fake.mode in ("trickle-body", "trickle-headers") or (
+                fake.mode == "trickle-run" and parsed.path == f"{API}/runs/run-1"
+            ):
+                self._trickle(fake.mode == "trickle-headers")
+            elif fake.mode in ("endless", "endless-chunked", "huge-length"):
+                self._endless(fake.mode)
             else:
                 status, answer = fake.answer(self.command, parsed.path, query, body)
                 self._send(status, "application/json", json.dumps(answer).encode("utf-8"))
@@ -144,6 +165,35 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKfp]
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _trickle(self, in_headers: bool) -> None:
+            self.close_connection = True
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            head += b"X-Slow: " if in_headers else b"Content-Length: 100000\r\n\r\n{"
+            self.wfile.write(head)
+            while not stop.wait(TRICKLE):  # until the client hangs up or the test ends
+                try:
+                    self.wfile.write(b"a" if in_headers else b" ")
+                except OSError:
+                    return
+
+        def _endless(self, mode: str) -> None:
+            self.close_connection = True
+            framing = {"endless": "", "endless-chunked": "Transfer-Encoding: chunked\r\n"}
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            head += framing.get(mode, f"Content-Length: {10**12}\r\n") + "\r\n"
+            self.wfile.write(head.encode("ascii"))
+            chunk = (
+                b"%x\r\n%b\r\n" % (len(ENDLESS_CHUNK), ENDLESS_CHUNK)
+                if mode == "endless-chunked"
+                else ENDLESS_CHUNK
+            )
+            while not stop.is_set():
+                try:
+                    self.wfile.write(chunk)
+                except OSError:
+                    return
+                fake.body_bytes_sent += len(chunk)
 
         do_GET = do_POST = _serve
 
@@ -499,6 +549,96 @@ def test_an_api_that_never_answers_ends_at_the_request_timeout(
     assert stable(outcome.err) == snapshot
 
 
+def test_an_api_that_never_answers_takes_the_timeout_once_not_once_per_try(
+    server: FakeKfp, copy_case: CopyCase
+) -> None:
+    """--timeout is the whole request's time: the GET that gets no answer is not sent again after it."""
+    server.mode = "hang"
+    result = built(copy_case, "after_edge")
+    started = time.monotonic()
+    with pytest.raises(
+        SubmitError, match=r"no answer to creating experiment 'Default' within 1\.5 s \(--timeout\)"
+    ):
+        submit(result.project, result.yaml_path, server.url, timeout=1.5)
+    assert 1.5 <= time.monotonic() - started < 2.8  # once per try would be 3 s
+    assert len(server.sent("GET", f"{API}/experiments")) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [
+        pytest.param("trickle-body", [], id="body"),
+        pytest.param("trickle-body", ["--wait", "--wait-timeout", "8"], id="body-with-wait"),
+        pytest.param("trickle-headers", [], id="headers"),
+        pytest.param("trickle-run", ["--wait", "--wait-timeout", "8"], id="while-following"),
+    ],
+)
+def test_an_answer_that_trickles_in_ends_at_the_timeout(
+    mode: str,
+    extra: list[str],
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """A byte every quarter of a second never trips a socket's timeout; the request's deadline stops it."""
+    server.mode = mode
+    folder = copy_case(CASES / "valid" / "after_edge")
+    args = ["run", str(folder), "--host", server.url, "--timeout", "1", *extra]
+    outcome = run_cli(args, capsys, caplog)
+    assert_plain(outcome)
+    assert outcome.seconds >= 1
+    assert stable(outcome.err) == snapshot
+
+
+@pytest.mark.parametrize("mode", ["endless", "endless-chunked", "huge-length"])
+def test_an_answer_without_end_stops_at_the_size_limit(
+    mode: str,
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = mode
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url, "--timeout", "30"], capsys, caplog)
+    assert_plain(outcome)  # in seconds, with 30 to go: the size stopped it, not the time
+    assert server.body_bytes_sent < MAX_ANSWER_BYTES + SOCKET_BUFFERS
+    assert stable(outcome.err) == snapshot
+
+
+def test_an_answer_without_end_leaves_the_memory_of_kale_yaml_modest(
+    server: FakeKfp, copy_case: CopyCase, tmp_path: Path
+) -> None:
+    """In a process of its own: its peak resident memory, against that of one whose server answers at once."""
+    folder = copy_case(CASES / "valid" / "after_edge")
+    server.mode = "error"
+    _, _, baseline = run_measured(folder, server.url, tmp_path)
+    server.mode = "endless"
+    code, err, peak = run_measured(folder, server.url, tmp_path)
+    assert code == 1
+    assert "larger than 32 MiB" in err
+    assert peak - baseline < 4 * MAX_ANSWER_BYTES
+
+
+def test_a_redirect_loop_is_named_as_one(
+    server: FakeKfp,
+    copy_case: CopyCase,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    snapshot: SnapshotAssertion,
+) -> None:
+    server.mode = "loop"
+    folder = copy_case(CASES / "valid" / "after_edge")
+    outcome = run_cli(["run", str(folder), "--host", server.url], capsys, caplog)
+    assert_plain(outcome)
+    assert len(server.sent("GET", f"{API}/healthz")) == 1 + MAX_REDIRECTS
+    assert "not HTTP" not in outcome.err
+    assert stable(outcome.err) == snapshot
+
+
 def test_wait_gives_up_after_the_wait_timeout(
     server: FakeKfp,
     copy_case: CopyCase,
@@ -562,6 +702,25 @@ def test_a_server_error_shows_only_kale_yamls_message_on_the_real_stderr(
         "error: http://HOST:PORT: the KFP server failed the health check: 500 Internal Server Error: "
         "database is down"
     ]
+
+
+def run_measured(folder: Path, url: str, home: Path) -> tuple[int, str, int]:
+    """`kale-yaml run FOLDER --host URL` in a process of its own: its exit status, its stderr, and its peak
+    resident memory in bytes (Linux counts ru_maxrss in KiB)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_", "KF_PIPELINES_"))}
+    env["HOME"] = str(home)  # no ~/.config/kfp/context.json
+    command = [sys.executable, "-m", "kale_yaml", "run", str(folder), "--host", url, "--timeout", "30"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) as process:
+        assert process.stderr is not None
+        killer = threading.Timer(60, process.kill)
+        killer.start()
+        try:
+            err = process.stderr.read().decode("utf-8", "replace")
+            _, status, usage = os.wait4(process.pid, 0)  # a child's own rusage, not the largest child's
+        finally:
+            killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err, usage.ru_maxrss * 1024
 
 
 @pytest.mark.parametrize("host", ["", "  "])

@@ -8,6 +8,7 @@ cells 2..4, so every probe runs in step s2, cell 3.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from kale_yaml import api
 from kale_yaml.cli.main import main
+from kale_yaml.errors import BuildError
+from kale_yaml.render import limits
+from kale_yaml.render.compile import compile_source
+from kale_yaml.render.generate import render
 from tests.conftest import REPO
 
 SIDECAR = """\
@@ -191,3 +197,170 @@ def test_a_cache_entry_without_the_outputs_names_the_step_and_the_way_out(
     assert "step 's2' handed on no output 'out_b' though kfp counted it as succeeded" in err
     assert "--no-cache" in err
     assert "Traceback" not in err + out
+
+
+# A step too large to start: KFP passes a step's whole program as one argument of `sh -c`, which Linux caps at
+# 128 KiB. Build refuses it, at the step's cells, before writing anything; a step that fits runs.
+
+
+def _program_size(folder: Path) -> int:
+    """The bytes of step s2's longest command argument and its NUL, as build compiles it."""
+    result = api.build(folder, check=True)
+    compiled = compile_source(render(result.view), result.view.function, "t")
+    return dict(limits._longest_arguments(compiled))["s2_step"]
+
+
+@pytest.mark.parametrize(
+    "probe",
+    ["s = " + repr("x" * 120_000), "x = 1" + "\n" * 1_000_000 + "y = 2"],
+    ids=["a 120 KB string", "a million blank lines"],
+)
+def test_a_step_too_large_for_one_argument_is_refused_by_build_and_run_and_nothing_is_written(
+    probe: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = base3(tmp_path / "nb", probe)
+    with pytest.raises(BuildError) as caught:
+        api.build(folder)
+    [problem] = caught.value.diagnostics
+    assert problem.code == "KY705"
+    assert (problem.file, problem.key) == (str(folder / "pipeline.kale.yaml"), "steps[1].cells")
+    assert re.fullmatch(
+        r"step 's2' \(cell 3\) compiles to a [0-9.]+ KiB command, [0-9.]+ KiB of it cell 3; KFP passes a"
+        r" step's code as one argument, at most 128 KiB: split the step, or read large data from a file or"
+        r" volume",
+        problem.message,
+    ), problem.message
+    for command in (["build", str(folder)], ["run", str(folder)]):
+        assert main(command) == 1
+        out, err = capsys.readouterr()
+        assert "step 's2' (cell 3) compiles to a" in err
+        assert "Traceback" not in out + err
+    assert not (folder / ".kale").exists()
+
+
+def test_a_step_at_the_argument_limit_runs_and_one_byte_more_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    padding = limits.MAX_ARGUMENT_BYTES - _program_size(base3(tmp_path / "small", 's = "x"'))
+    folder = base3(tmp_path / "nb", f's = "{"x" * (1 + padding)}"')
+    assert _program_size(folder) == limits.MAX_ARGUMENT_BYTES
+    code, out, err = run(folder, capsys)
+    assert code == 0, err
+    assert "done" in step_line(out, "s2")
+
+    base3(folder, f's = "{"x" * (2 + padding)}"')
+    with pytest.raises(BuildError, match=r"step 's2' \(cell 3\) compiles to a 128\.1 KiB command"):
+        api.build(folder)
+
+
+def test_a_prelude_too_large_for_every_step_is_named_as_the_largest_part(tmp_path: Path) -> None:
+    folder = base3(tmp_path / "nb", "pass")
+    notebook = nbformat.read(folder / "nb.ipynb", as_version=4)
+    notebook.cells[1].source = "a = 1\nbig = " + repr("x" * 110_000)
+    nbformat.write(notebook, folder / "nb.ipynb")
+    sidecar = SIDECAR.partition("steps:")[0] + "prelude: 2\nsteps:\n  - {name: s2, cells: 3-4}\n"
+    (folder / "pipeline.kale.yaml").write_text(sidecar, encoding="utf-8")
+    with pytest.raises(BuildError) as caught:
+        api.build(folder)
+    assert [d.key for d in caught.value.diagnostics] == ["steps[0].cells"]
+    assert "step 's2' (cells 3-4) compiles to a" in str(caught.value)
+    assert "KiB of it prelude cell 2, which every step carries; KFP passes" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environment", "why"),
+    [
+        ({"PATH": "EMPTY"}, "cannot run 'sh': No such file or directory"),
+        (
+            # 7.7 MB: more than Linux lets arguments and environment together be, whatever the stack limit
+            {f"KALE_YAML_TEST_BIG_{i}": "x" * 120_000 for i in range(64)},
+            "its command and environment are larger than this system lets a process start with"
+            " (Argument list too long)",
+        ),
+    ],
+    ids=["no sh", "environment too large"],
+)
+def test_a_step_whose_process_cannot_start_fails_named_without_a_traceback(
+    environment: dict[str, str],
+    why: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = base3(tmp_path / "nb", "pass")
+    assert main(["build", str(folder)]) == 0  # kfp compiles here, before the environment changes
+    capsys.readouterr()
+    (tmp_path / "EMPTY").mkdir()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(tmp_path / value) if value == "EMPTY" else value)
+    code, out, err = run(folder, capsys)
+    assert code == 1
+    assert f"run.log: step 's1' could not start: {why}" in err
+    assert "Traceback" not in out + err
+    assert "failed" in step_line(out, "s1")
+    assert "not run" in step_line(out, "s2")
+
+
+# A step that leaves a process behind: its process group ends with its main process, as a container does, and
+# the run neither waits for the child nor leaves it running.
+
+
+@pytest.mark.parametrize(
+    "start_child",
+    [
+        "if os.fork() == 0:\n    {child}\n    os._exit(0)",
+        "subprocess.Popen([sys.executable, '-c', {child!r}])",
+    ],
+    ids=["os.fork", "subprocess.Popen"],
+)
+def test_a_child_left_running_by_a_step_neither_holds_up_the_run_nor_outlives_it(
+    start_child: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))"
+    child += "; time.sleep(75)"
+    probe = "import os, subprocess, sys, time\n" + start_child.format(child=child)
+    probe += f"\nwhile not os.path.exists({str(pid_file)!r}): time.sleep(0.01)"
+    started = time.monotonic()
+    code, out, err = run(base3(tmp_path / "nb", probe), capsys)
+    assert code == 0, err
+    assert time.monotonic() - started < 45  # not the child's 75 seconds
+    for step in ("s1", "s2", "s3"):
+        assert "done" in step_line(out, step)
+    assert "interrupted" not in out + err
+    child_pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child_pid)
+
+
+# A cell that breaks what the runtime saves and loads values with: the runtime took its own functions when it
+# loaded, and kfp's executor gets the modules back, so the step saves its values as the notebook keeps them.
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "import builtins\nbuiltins.open = None",
+        "import os\nos.replace = os.makedirs = os.rename = os.fsync = None",
+        """\
+        import builtins, io, json, os, shutil, tempfile
+        builtins.open = io.open = json.dumps = json.dump = None
+        os.mkdir = os.listdir = os.remove = os.rmdir = os.urandom = None
+        os.path.join = os.path.isdir = os.path.dirname = os.path.basename = None
+        tempfile.mkdtemp = shutil.rmtree = None
+        """,
+    ],
+    ids=["builtins.open", "os.replace and os.makedirs", "os, os.path, io, json, tempfile and shutil"],
+)
+def test_a_cell_that_breaks_open_or_os_does_not_stop_its_values_from_reaching_later_steps(
+    probe: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = base3(tmp_path / "nb", probe)
+    code, out, err = run(folder, capsys)
+    assert code == 0, err
+    for step in ("s1", "s2", "s3"):
+        assert "done" in step_line(out, step)
+    [log] = (folder / ".kale" / "runs").glob("*/run.log")
+    assert "\n    2\n" in log.read_text(encoding="utf-8")  # s3's print(b): b = a + 1 arrived from s2

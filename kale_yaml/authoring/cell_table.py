@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic, KaleYamlError, NotebookError
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.inputs import Sidecar, read_sidecar
@@ -97,7 +98,9 @@ def _with_sidecar(sidecar: Sidecar, notebook: Notebook | None) -> CellsView:
     problems = list(sidecar.problems)
     if notebook is None:
         if sidecar.notebook_name is None:
-            raise KaleYamlError(problems or [sidecar.document.diagnostic(("notebook",), "names no notebook")])
+            raise KaleYamlError(
+                problems or [sidecar.document.at(("notebook",), ky.NO_NOTEBOOK_KEY, "names no notebook")]
+            )
         try:
             notebook = sidecar.notebook()
         except NotebookError as exc:

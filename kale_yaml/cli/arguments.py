@@ -83,7 +83,7 @@ def _run(sub: Commands) -> None:
         "--timeout",
         type=seconds,
         metavar="SECONDS",
-        help="with --host: how long each request waits for the server's answer (default: 30)",
+        help="with --host: how long each request to the server may take in all (default: 30)",
     )
     run.add_argument(
         "--wait-timeout",

@@ -11,6 +11,7 @@ before memory does. The composer below bounds all three while it reads, and says
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,29 +67,10 @@ class Document:
         """A diagnostic of `kind` at the key `path` (or its nearest ancestor that is written)."""
         return at_key(kind, self.display_name, self.where(path), path, message)
 
-    def diagnostic(self, path: Sequence[str | int], message: str, severity: str = "error") -> Diagnostic:
-        """A diagnostic at `path` without a code: for the sites that have not picked their kind from the
-        catalogue yet (`at` is the way); it goes once they all have."""
-        return located(self.display_name, self.where(path), path, message, severity)
-
 
 def at_key(kind: Kind, file: str, position: Position, path: Sequence[str | int], message: str) -> Diagnostic:
     """A diagnostic of `kind` at the key `path`, written at `position` of `file`."""
     return kind.at(file, message, line=position.line, col=position.col, key=format_path(path) or None)
-
-
-def located(
-    file: str, position: Position, path: Sequence[str | int], message: str, severity: str = "error"
-) -> Diagnostic:
-    """As `at_key`, without a code: for the sites not converted to the catalogue yet; it goes with them."""
-    return Diagnostic(
-        file=file,
-        line=position.line,
-        col=position.col,
-        key=format_path(path) or None,
-        message=message,
-        severity="warning" if severity == "warning" else "error",
-    )
 
 
 # Far beyond any real sidecar (its own keys sit at most six levels down), far below Python's recursion limit.
@@ -100,6 +82,14 @@ MAX_TEXT = 2 * SIDECAR_LIMIT
 
 _TOO_DEEP = f"more than {MAX_DEPTH} levels deep; a sidecar needs far fewer"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+# YAML 1.2's core schema for plain numbers. pyyaml reads YAML 1.1, where `017` is 15 (octal), `1:30` is 90
+# (base 60) and `1e3` is a string; a sidecar author means 17, the text "1:30" and 1000.0.
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
 
 
 @dataclass(frozen=True)
@@ -121,19 +111,33 @@ class _TooLarge(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """pyyaml's safe loader with two changes.
+    """pyyaml's safe loader with three changes.
 
     - It bounds what it composes: nesting depth, and values and text counted with every alias expanded, so
       an alias costs what it would cost written out. An alias inside the value it names is an error.
     - A plain `2024-02-30` stays text: no sidecar key takes a date (YAML 1.2 has no timestamp type either),
       and pyyaml would otherwise crash on a date that does not exist. An explicit `!!timestamp` still
       makes a date, which the schema then rejects where a string belongs.
+    - Plain numbers are read as YAML 1.2 reads them (`017` is 17, `1e3` is 1000.0, `1:30` is text).
     """
 
     yaml_implicit_resolvers: dict[Any, Any] = {  # noqa: RUF012 - pyyaml reads this table from the class
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_TIMESTAMP, _INT, _FLOAT)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+    for first in "-+0123456789":
+        yaml_implicit_resolvers.setdefault(first, []).append((_INT, _INT_12))
+    for first in "-+.0123456789":
+        yaml_implicit_resolvers.setdefault(first, []).append((_FLOAT, _FLOAT_12))
+    del first
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """Decimal (leading zeros allowed, as YAML 1.2 reads them), 0o, 0x and, for an explicit !!int, 0b."""
+        text = str(self.construct_scalar(node)).replace("_", "")
+        sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+        bases = {"0o": 8, "0x": 16, "0b": 2}
+        base = bases.get(digits[:2].lower())
+        return sign * (int(digits[2:], base) if base else int(digits, 10))
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -354,3 +358,6 @@ def parse_document(text: str, path: Path, display_name: str) -> Document:
     data = builder.build(nodes[0], ())
     builder.problems.raise_if_any(DocumentError)
     return Document(path=path, display_name=display_name, data=data, positions=builder.positions)
+
+
+_Loader.add_constructor(_INT, _Loader.construct_yaml_int)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kale_yaml.errors import Diagnostic, DocumentError
+from kale_yaml import diagnostics as ky
+from kale_yaml.errors import DocumentError
 
 SIDECAR_NAME = "pipeline.kale.yaml"
 DEFAULT_OUTPUT_DIR = ".kale"
@@ -27,5 +28,5 @@ def find_sidecar(path: Path | str | None) -> Path:
         candidate = candidate / SIDECAR_NAME
     # Anything there gets read, and reading says what is wrong with it (a FIFO, a symbolic link loop).
     if not os.path.lexists(candidate):
-        raise DocumentError.single(Diagnostic(file=display_path(candidate), message="no such sidecar file"))
+        raise DocumentError.single(ky.NO_SIDECAR.at(display_path(candidate), "no such sidecar file"))
     return candidate

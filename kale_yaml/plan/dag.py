@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.steps import Analysis, StepFlow
 from kale_yaml.errors import Collector, Diagnostic, PlanError
 from kale_yaml.resolve.model import Config, StepConfig
@@ -141,7 +142,7 @@ def _metric_problems(config: Config, flows: dict[str, StepFlow]) -> list[Diagnos
         else:
             hint = did_you_mean(name, known)
         message = f"'{name}' is not a variable step '{step}' defines or receives{hint}"
-        problems.append(config.metrics.where.child("names", i).diagnostic(message))
+        problems.append(config.metrics.where.child("names", i).at(ky.UNKNOWN_METRIC, message))
     return problems
 
 
@@ -176,9 +177,9 @@ def _report_cycle(config: Config, cycle: list[str], errors: Collector) -> None:
         step = config.step(waiting)
         if before in step.after:
             where = step.where.child("after", step.after.index(before))
-            errors.add(where.diagnostic(f"steps form a cycle: {path}"))
+            errors.add(where.at(ky.CYCLE, f"steps form a cycle: {path}"))
             return
-    errors.add(config.where.child("steps").diagnostic(f"steps form a cycle: {path}"))
+    errors.add(config.where.child("steps").at(ky.CYCLE, f"steps form a cycle: {path}"))
 
 
 def _topological(config: Config, upstream: dict[str, set[str]]) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import BuildError, Diagnostic
 from kale_yaml.render import pyliteral
 
@@ -48,7 +49,7 @@ def compile_source(source: str, function: str, display_name: str) -> str:
             # Generated code that kfp rejects is a bug in kale-yaml unless the input made it so; either
             # way the user needs the message, not a traceback into kfp.
             raise BuildError.single(
-                Diagnostic(file=display_name, message=f"kfp could not compile the generated pipeline: {exc}")
+                ky.COMPILE_FAILED.at(display_name, f"kfp could not compile the generated pipeline: {exc}")
             ) from exc
         finally:
             sys.modules.pop(module_name, None)
@@ -114,7 +115,7 @@ def write_atomically(files: Mapping[Path, str], kept: Sequence[Kept], show: Call
     their earlier content back. `show` gives a path as messages show it.
     """
     refuse_kept(files, kept)
-    blocked = [Diagnostic(show(target), message=why) for target in files if (why := _blocked(target, show))]
+    blocked = [ky.OUTPUT_BLOCKED.at(show(target), why) for target in files if (why := _blocked(target, show))]
     if blocked:
         raise BuildError(blocked)
     created: list[Path] = []
@@ -132,7 +133,7 @@ def write_atomically(files: Mapping[Path, str], kept: Sequence[Kept], show: Call
             _remove_empty(folder)
         failed = Path(exc.filename2) if exc.filename2 else current  # a rename's second name is its target
         raise BuildError.single(
-            Diagnostic(file=show(failed), message=f"cannot write the pipeline: {exc.strerror or exc}")
+            ky.WRITE_FAILED.at(show(failed), f"cannot write the pipeline: {exc.strerror or exc}")
         ) from None
 
 

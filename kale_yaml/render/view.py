@@ -203,7 +203,7 @@ def _step(
         metric_names=config.metrics.names if own.metrics and config.metrics else (),
         arguments=tuple(arguments),
         after=after,
-        docstring=f"Step '{step.name}': {config.notebook_name} {_cells_phrase(step.config.cells)}.",
+        docstring=f"Step '{step.name}': {config.notebook_name} {cells_phrase(step.config.cells)}.",
         packages=_packages(step.config.packages),
         cache=step.config.cache and not volumes.uncached(step.name),
         calls=(*cluster_calls(step.config.cluster), *mounts),
@@ -239,7 +239,7 @@ def _identifier(name: str, prefix: str) -> str:
     return prefix + name
 
 
-def _cells_phrase(cells: Iterable[int]) -> str:
+def cells_phrase(cells: Iterable[int]) -> str:
     numbers = list(cells)
     spans: list[str] = []
     start = prev = numbers[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kale_yaml.errors import Collector, Diagnostic
+from kale_yaml import diagnostics as ky
+from kale_yaml.errors import Collector
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.document import Document
 from kale_yaml.resolve.model import Metrics, SnapshotConfig, StepConfig, VolumeConfig
@@ -28,35 +29,37 @@ def check_names(
     for step in steps:
         at_name = step.where.child("name")
         if step.name in RESERVED_STEP_NAMES:
-            errors.add(at_name.diagnostic(f"step name '{step.name}' is reserved; choose another name"))
+            errors.add(
+                at_name.at(ky.RESERVED_STEP_NAME, f"step name '{step.name}' is reserved; choose another name")
+            )
         if step.name in seen:
             message = f"step name '{step.name}' is already used by steps[{seen[step.name]}]"
-            errors.add(at_name.diagnostic(message))
+            errors.add(at_name.at(ky.DUPLICATE_STEP_NAME, message))
         seen.setdefault(step.name, step.index)
     for step in steps:
         for i, other in enumerate(step.after):
             where = step.where.child("after", i)
             if other == step.name:
-                errors.add(where.diagnostic("a step cannot run after itself"))
+                errors.add(where.at(ky.AFTER_ITSELF, "a step cannot run after itself"))
             elif other not in seen:
-                errors.add(where.diagnostic(f"no step named '{other}'{did_you_mean(other, names)}"))
+                errors.add(where.at(ky.UNKNOWN_STEP, f"no step named '{other}'{did_you_mean(other, names)}"))
     if metrics and metrics.step not in seen:
         message = f"no step named '{metrics.step}'{did_you_mean(metrics.step, names)}"
-        errors.add(metrics.where.child("step").diagnostic(message))
+        errors.add(metrics.where.child("step").at(ky.UNKNOWN_STEP, message))
     volume_names = [v.name for v in volumes]
     for i, volume in enumerate(volumes):
         if volume.name in volume_names[:i]:
             message = f"volume name '{volume.name}' is declared twice"
-            errors.add(volume.where.child("name").diagnostic(message))
+            errors.add(volume.where.child("name").at(ky.DUPLICATE_VOLUME_NAME, message))
     for step in steps:
         for i, name in enumerate(step.volumes or ()):
             if name not in volume_names:
                 message = f"no volume named '{name}'{did_you_mean(name, volume_names)}"
-                errors.add(step.where.child("volumes", i).diagnostic(message))
+                errors.add(step.where.child("volumes", i).at(ky.UNKNOWN_VOLUME, message))
     for snapshot in snapshots:
         if snapshot.volume not in volume_names:
             message = f"no volume named '{snapshot.volume}'{did_you_mean(snapshot.volume, volume_names)}"
-            errors.add(snapshot.where.child("volume").diagnostic(message))
+            errors.add(snapshot.where.child("volume").at(ky.UNKNOWN_VOLUME, message))
 
 
 def check_ownership(
@@ -80,15 +83,15 @@ def check_ownership(
             first, second = cell_claims[0], cell_claims[1]
             both = f"{first.label} and {second.label}"
             message = f"{cell.describe()} belongs to both {both}; a code cell has one owner"
-            errors.add(document.diagnostic(second.path, message))
+            errors.add(document.at(second.path, ky.TWO_OWNERS, message))
         elif not cell_claims and not cell.is_blank and not selectors_failed:
             # When a selector failed, the cells it meant to select would be reported here a second time.
             errors.add(
-                Diagnostic(
-                    file=notebook.display_name,
-                    cell=cell.number,
-                    message=f"this code cell{cell.describe().removeprefix(f'cell {cell.number}')} belongs to"
+                ky.UNOWNED_CELL.at(
+                    notebook.display_name,
+                    f"this code cell{cell.describe().removeprefix(f'cell {cell.number}')} belongs to"
                     " no step; add it to a step's cells, the prelude or skip",
+                    cell=cell.number,
                 )
             )
 
@@ -109,7 +112,8 @@ def check_notebook_order(steps: Sequence[StepConfig], errors: Collector) -> None
         for other, other_cells in earlier:
             if cells[0] > other_cells[-1]:
                 continue
-            errors.add(step.where.child("cells").diagnostic(_order_message(step, cells, other, other_cells)))
+            message = _order_message(step, cells, other, other_cells)
+            errors.add(step.where.child("cells").at(ky.NOTEBOOK_ORDER, message))
             break
         earlier.append((step, cells))
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import ClusterError as ClusterError  # it lives in errors.py now
 from kale_yaml.errors import Diagnostic
 from kale_yaml.resolve.model import Cluster, Config, Resources, SecretEnv, Setting, Toleration
@@ -58,7 +60,7 @@ _QUALIFIED_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 
-Problem = Callable[[Where, str], None]
+Problem = Callable[[Where, Kind, str], None]
 
 
 def read_cluster(
@@ -112,8 +114,8 @@ def cluster_problems(config: Config) -> list[Diagnostic]:
     however many steps inherit it."""
     problems: list[Diagnostic] = []
 
-    def problem(where: Where, message: str) -> None:
-        problems.append(where.diagnostic(message))
+    def problem(where: Where, kind: Kind, message: str) -> None:
+        problems.append(where.at(kind, message))
 
     for step in config.steps:
         _check(step.cluster, problem)
@@ -124,7 +126,7 @@ def _check(cluster: Cluster, problem: Problem) -> None:
     if cluster.resources is not None:
         _check_resources(cluster.resources, problem)
     if cluster.timeout is not None and cluster.timeout.value < 1:
-        problem(cluster.timeout.where, "a timeout must be at least 1 second")
+        problem(cluster.timeout.where, ky.TIMEOUT_TOO_SHORT, "a timeout must be at least 1 second")
     env_names: dict[str, Where] = {}
     if cluster.env is not None:
         for name, _ in cluster.env.value:
@@ -137,7 +139,11 @@ def _check(cluster: Cluster, problem: Problem) -> None:
             continue
         if name in env_names:
             other = env_names[name].key
-            problem(where, f"{name} is already set by {other}; an environment variable gets one value")
+            problem(
+                where,
+                ky.ENV_SET_TWICE,
+                f"{name} is already set by {other}; an environment variable gets one value",
+            )
             continue
         env_names[name] = where
     for toleration in cluster.tolerations:
@@ -152,11 +158,12 @@ def _check_resources(setting: Setting[Resources], problem: Problem) -> None:
             continue
         millis = cpu_millis(text)
         if millis <= 0:
-            problem(where.child(key), f"{text} CPU: a CPU amount must be more than 0")
+            problem(where.child(key), ky.ZERO_AMOUNT, f"{text} CPU: a CPU amount must be more than 0")
         elif millis != millis.to_integral_value():
             exact = f"{millis.normalize():f}m"
             problem(
                 where.child(key),
+                ky.CPU_PRECISION,
                 f"{text} CPU is {exact}; Kubernetes counts CPU in whole millicores (1m = 0.001)",
             )
         else:
@@ -166,13 +173,21 @@ def _check_resources(setting: Setting[Resources], problem: Problem) -> None:
         if text is None:
             continue
         if memory_bytes(text) <= 0:
-            problem(where.child(key), f"{text}: an amount of memory must be more than 0")
+            problem(where.child(key), ky.ZERO_AMOUNT, f"{text}: an amount of memory must be more than 0")
         else:
             memory[key] = memory_bytes(text)
     if "cpu" in cpu and "cpu_limit" in cpu and cpu["cpu_limit"] < cpu["cpu"]:
-        problem(where.child("cpu_limit"), _below(resources.cpu_limit, "cpu", resources.cpu))
+        problem(
+            where.child("cpu_limit"),
+            ky.LIMIT_BELOW_REQUEST,
+            _below(resources.cpu_limit, "cpu", resources.cpu),
+        )
     if "memory" in memory and "memory_limit" in memory and memory["memory_limit"] < memory["memory"]:
-        problem(where.child("memory_limit"), _below(resources.memory_limit, "memory", resources.memory))
+        problem(
+            where.child("memory_limit"),
+            ky.LIMIT_BELOW_REQUEST,
+            _below(resources.memory_limit, "memory", resources.memory),
+        )
 
 
 def _below(limit: str | None, key: str, request: str | None) -> str:
@@ -183,7 +198,11 @@ def _below(limit: str | None, key: str, request: str | None) -> str:
 
 def _reserved_env(name: str, where: Where, problem: Problem) -> bool:
     if name.startswith(RESERVED_ENV_PREFIX):
-        problem(where, f"{name}: names starting with {RESERVED_ENV_PREFIX} are kale-yaml's own; use another")
+        problem(
+            where,
+            ky.RESERVED_ENV,
+            f"{name}: names starting with {RESERVED_ENV_PREFIX} are kale-yaml's own; use another",
+        )
         return True
     return False
 
@@ -192,13 +211,27 @@ def _check_toleration(setting: Setting[Toleration], problem: Problem) -> None:
     toleration, where = setting.value, setting.where
     key, operator = toleration.key or "", toleration.operator or "Equal"
     if key and not _QUALIFIED_NAME.match(key):
-        problem(where.child("key"), f"{key!r} is not a valid taint key (e.g. gpu, example.com/dedicated)")
+        problem(
+            where.child("key"),
+            ky.TAINT_KEY,
+            f"{key!r} is not a valid taint key (e.g. gpu, example.com/dedicated)",
+        )
     if not key and operator != "Exists":
-        problem(where, "a toleration without a key must use operator: Exists (it then tolerates every taint)")
+        problem(
+            where,
+            ky.BAD_TOLERATION,
+            "a toleration without a key must use operator: Exists (it then tolerates every taint)",
+        )
     if operator == "Exists" and toleration.value:
-        problem(where.child("value"), "with operator: Exists a toleration takes no value (any value matches)")
+        problem(
+            where.child("value"),
+            ky.BAD_TOLERATION,
+            "with operator: Exists a toleration takes no value (any value matches)",
+        )
     if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
-        problem(where.child("toleration_seconds"), "toleration_seconds needs effect: NoExecute")
+        problem(
+            where.child("toleration_seconds"), ky.BAD_TOLERATION, "toleration_seconds needs effect: NoExecute"
+        )
 
 
 def cpu_text(value: int | float | str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Collector, NotebookError
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.document import Document
@@ -98,15 +99,17 @@ def _step(
     if selected and not code:
         what = f"cell {selected[0]}" if len(selected) == 1 else f"cells {span(selected)}"
         errors.add(
-            at_cells.diagnostic(
-                f"selects only markdown or raw cells ({what}); a step needs at least one code cell"
+            at_cells.at(
+                ky.NO_CODE_CELLS,
+                f"selects only markdown or raw cells ({what}); a step needs at least one code cell",
             )
         )
     elif code and all(n in selection.skip_set for n in code):
         listed = ", ".join(str(n) for n in code)
         errors.add(
-            at_cells.diagnostic(
-                f"every code cell it selects ({listed}) is under 'skip'; the step would run nothing"
+            at_cells.at(
+                ky.ALL_SKIPPED,
+                f"every code cell it selects ({listed}) is under 'skip'; the step would run nothing",
             )
         )
     return StepConfig(

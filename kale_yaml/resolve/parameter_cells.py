@@ -9,7 +9,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kale_yaml.errors import Collector, Diagnostic
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
+from kale_yaml.errors import Collector
 from kale_yaml.load.cells import Cell, Notebook
 from kale_yaml.load.document import Document
 from kale_yaml.resolve.model import Parameter, ParameterValue
@@ -32,7 +34,9 @@ def read_parameters(
     for name, value in values.items():
         issue = value_problem(value)
         if issue is not None:
-            errors.add(document.diagnostic(("parameters", "values", name, *issue.path), issue.message))
+            errors.add(
+                document.at(("parameters", "values", name, *issue.path), ky.PARAMETER_VALUE, issue.message)
+            )
             continue
         previous = found.get(name)
         found[name] = Parameter(
@@ -42,36 +46,35 @@ def read_parameters(
         problem = _parameter_name_problem(name)
         if problem is None:
             continue
+        kind, message = problem
         if name in values:
-            errors.add(document.diagnostic(("parameters", "values", name), problem))
+            errors.add(document.at(("parameters", "values", name), kind, message))
         else:
-            errors.add(
-                Diagnostic(
-                    file=notebook.display_name, cell=parameter.cell, line=lines.get(name), message=problem
-                )
-            )
+            errors.add(kind.at(notebook.display_name, message, cell=parameter.cell, line=lines.get(name)))
     return tuple(found.values())
 
 
-def _parameter_name_problem(name: str) -> str | None:
+def _parameter_name_problem(name: str) -> tuple[Kind, str] | None:
     if not _PARAMETER_NAME.match(name) or keyword.iskeyword(name):
         return (
-            f"parameter '{name}' must start with an ASCII letter and use letters, digits and _ (KFP's rule)"
+            ky.PARAMETER_NAME,
+            f"parameter '{name}' must start with an ASCII letter and use letters, digits and _ (KFP's rule)",
         )
     if name in RESERVED_PARAMETER_NAMES:
         reserved = ", ".join(sorted(RESERVED_PARAMETER_NAMES))
-        return f"parameter name '{name}' is reserved by the generated pipeline ({reserved}); rename it"
+        message = f"parameter name '{name}' is reserved by the generated pipeline ({reserved}); rename it"
+        return ky.RESERVED_PARAMETER_NAME, message
     return None
 
 
-Problem = Callable[[int | None, str], None]  # a problem at a line of the cell
+Problem = Callable[[int | None, Kind, str], None]  # a problem at a line of the cell
 
 
 def _parameter_assignments(
     cell: Cell, notebook: Notebook, errors: Collector
 ) -> list[tuple[str, ParameterValue, int]]:
-    def problem(line: int | None, message: str) -> None:
-        errors.add(Diagnostic(file=notebook.display_name, cell=cell.number, line=line, message=message))
+    def problem(line: int | None, kind: Kind, message: str) -> None:
+        errors.add(kind.at(notebook.display_name, message, cell=cell.number, line=line))
 
     tree = _parse(cell, problem)
     if tree is None:
@@ -84,15 +87,19 @@ def _parse(cell: Cell, problem: Problem) -> ast.Module | None:
     try:
         return ast.parse(cell.source)
     except SyntaxError as exc:
-        problem(exc.lineno, f"parameter cell does not parse: {exc.msg}")
+        problem(exc.lineno, ky.PARAMETER_CELL_SYNTAX, f"parameter cell does not parse: {exc.msg}")
     except UnicodeEncodeError as exc:  # the notebook's JSON escaped a lone surrogate into the cell
         bad = cell.source[exc.start : exc.end]
         line = cell.source.count("\n", 0, exc.start) + 1
-        problem(line, f"parameter cell holds {bad!r}, a lone surrogate UTF-8 cannot encode; remove it")
+        problem(
+            line,
+            ky.PARAMETER_CELL_SYNTAX,
+            f"parameter cell holds {bad!r}, a lone surrogate UTF-8 cannot encode; remove it",
+        )
     except ValueError as exc:  # a NUL byte
-        problem(None, f"parameter cell does not parse: {exc}")
+        problem(None, ky.PARAMETER_CELL_SYNTAX, f"parameter cell does not parse: {exc}")
     except (RecursionError, MemoryError):  # Python's parser gives up on deep nesting such as 1+1+...+1
-        problem(None, "parameter cell is nested too deeply for Python to parse")
+        problem(None, ky.PARAMETER_CELL_SYNTAX, "parameter cell is nested too deeply for Python to parse")
     return None
 
 
@@ -107,17 +114,24 @@ def _assignment(statement: ast.stmt, problem: Problem) -> tuple[str, ParameterVa
         target, value = statement.target, statement.value
         annotation = _annotation_name(statement.annotation)
     if not isinstance(target, ast.Name) or value is None:
-        problem(statement.lineno, "a parameter cell may hold only `name = literal` lines")
+        problem(
+            statement.lineno, ky.PARAMETER_STATEMENT, "a parameter cell may hold only `name = literal` lines"
+        )
         return None
     name = target.id
     try:
         literal = ast.literal_eval(value)
     except ValueError:
-        problem(statement.lineno, f"'{name}' is not set to a literal (a number, string, bool, list or dict)")
+        problem(
+            statement.lineno,
+            ky.PARAMETER_NOT_LITERAL,
+            f"'{name}' is not set to a literal (a number, string, bool, list or dict)",
+        )
         return None
     except TypeError as exc:  # a literal Python cannot build: a list as a dict key or set item
         problem(
             statement.lineno,
+            ky.PARAMETER_UNBUILDABLE,
             f"parameter '{name}' cannot be built: {exc} (a list or dict cannot be a dict key or a set"
             " item; a parameter's dict keys are strings)",
         )
@@ -125,11 +139,11 @@ def _assignment(statement: ast.stmt, problem: Problem) -> tuple[str, ParameterVa
     value_issue = value_problem(literal)
     if value_issue is not None:
         where = f", at {value_issue.subject(name)}" if value_issue.path else ""
-        problem(statement.lineno, f"parameter '{name}'{where}: {value_issue.message}")
+        problem(statement.lineno, ky.PARAMETER_VALUE, f"parameter '{name}'{where}: {value_issue.message}")
         return None
     disagreement = annotation_problem(annotation, literal)
     if disagreement is not None:
-        problem(statement.lineno, f"parameter '{name}' {disagreement}")
+        problem(statement.lineno, ky.PARAMETER_ANNOTATION, f"parameter '{name}' {disagreement}")
         return None
     return name, literal, statement.lineno
 

@@ -18,7 +18,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kale_yaml.errors import Collector, Diagnostic, RunError
+from kale_yaml import diagnostics as ky
+from kale_yaml.errors import Collector, RunError
 from kale_yaml.resolve.model import Parameter, ParameterValue
 from kale_yaml.suggest import did_you_mean
 
@@ -185,20 +186,17 @@ def parse_params(declared: Iterable[Parameter], raw: Mapping[str, str]) -> dict[
         if parameter is None:
             known = ", ".join(parameters) or "none"
             suggestion = did_you_mean(name, parameters)
-            errors.add(
-                Diagnostic(
-                    file="--param", message=f"unknown parameter '{name}'{suggestion} (parameters: {known})"
-                )
-            )
+            message = f"unknown parameter '{name}'{suggestion} (parameters: {known})"
+            errors.add(ky.UNKNOWN_PARAMETER.at("--param", message))
             continue
         try:
             value = _typed(parameter, text)
         except ValueError as exc:
-            errors.add(Diagnostic(file="--param", message=f"{name}: {exc}"))
+            errors.add(ky.BAD_PARAM_VALUE.at("--param", f"{name}: {exc}"))
             continue
         problem = value_problem(value)
         if problem is not None:
-            errors.add(Diagnostic(file="--param", message=f"{problem.subject(name)}: {problem.message}"))
+            errors.add(ky.BAD_PARAM_VALUE.at("--param", f"{problem.subject(name)}: {problem.message}"))
             continue
         values[name] = value
     errors.raise_if_any(RunError)

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kale_yaml import diagnostics as ky
+from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Collector
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.document import Document, KeyPath
@@ -25,8 +27,8 @@ class SelectorContext:
     notebook: Notebook
     errors: Collector
 
-    def error(self, path: KeyPath, message: str) -> None:
-        self.errors.add(self.document.diagnostic(path, message))
+    def error(self, path: KeyPath, kind: Kind, message: str) -> None:
+        self.errors.add(self.document.at(path, kind, message))
 
     @property
     def last(self) -> int:
@@ -54,14 +56,14 @@ def first_cell(selector: Any, path: KeyPath, ctx: SelectorContext) -> int | None
 
 def _select(selector: Any, path: KeyPath, ctx: SelectorContext, open_end: int | None) -> list[int]:
     if isinstance(selector, bool):
-        ctx.error(path, "not a cell selector")
+        ctx.error(path, ky.NOT_A_SELECTOR, "not a cell selector")
         return []
     if isinstance(selector, int):
         return _numbers(selector, selector, path, ctx)
     if isinstance(selector, str):
         match = CELL_RANGE.match(selector)
         if not match:
-            ctx.error(path, f"'{selector}' is not a cell number or range like \"3-6\"")
+            ctx.error(path, ky.BAD_CELL_RANGE, f"'{selector}' is not a cell number or range like \"3-6\"")
             return []
         start = int(match.group(1))
         end = int(match.group(2)) if match.group(2) else start
@@ -80,20 +82,20 @@ def _select(selector: Any, path: KeyPath, ctx: SelectorContext, open_end: int | 
             return _by_match(str(selector["match"]), (*path, "match"), ctx)
         if "from" in selector:
             return _from_to(selector, path, ctx, open_end)
-    ctx.error(path, "not a cell selector")
+    ctx.error(path, ky.NOT_A_SELECTOR, "not a cell selector")
     return []
 
 
 def _numbers(start: int, end: int, path: KeyPath, ctx: SelectorContext) -> list[int]:
     if start < 1:
-        ctx.error(path, "cells are numbered from 1")
+        ctx.error(path, ky.CELL_ZERO, "cells are numbered from 1")
         return []
     if end < start:
-        ctx.error(path, f"range {start}-{end} runs backwards")
+        ctx.error(path, ky.BACKWARDS_RANGE, f"range {start}-{end} runs backwards")
         return []
     if end > ctx.last:
         what = f"cell {end}" if start == end else f"range {start}-{end}"
-        ctx.error(path, f"{what} is past the last cell; the notebook has {ctx.last} cells")
+        ctx.error(path, ky.PAST_LAST_CELL, f"{what} is past the last cell; the notebook has {ctx.last} cells")
         return []
     return list(range(start, end + 1))
 
@@ -105,11 +107,19 @@ def _by_id(cell_id: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
         return matches
     if matches:  # nbformat wants unique ids, but a merge or a hand edit can repeat one
         where = ", ".join(str(number) for number in matches)
-        ctx.error(path, f"id '{cell_id}' is on cells {where}; select one with its number or a range")
+        ctx.error(
+            path,
+            ky.DUPLICATE_CELL_ID,
+            f"id '{cell_id}' is on cells {where}; select one with its number or a range",
+        )
     elif not ids:
-        ctx.error(path, f"no cell has id '{cell_id}': this notebook's cells have no ids (nbformat < 4.5)")
+        ctx.error(
+            path,
+            ky.UNKNOWN_CELL_ID,
+            f"no cell has id '{cell_id}': this notebook's cells have no ids (nbformat < 4.5)",
+        )
     else:
-        ctx.error(path, f"no cell has id '{cell_id}'{did_you_mean(cell_id, ids)}")
+        ctx.error(path, ky.UNKNOWN_CELL_ID, f"no cell has id '{cell_id}'{did_you_mean(cell_id, ids)}")
     return []
 
 
@@ -123,11 +133,15 @@ def _by_heading(text: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
                 break
     if not matches:
         known = [h.text for c in ctx.notebook.cells for h in headings(c)]
-        ctx.error(path, f"no markdown heading '{text}'{did_you_mean(text, known)}")
+        ctx.error(path, ky.UNKNOWN_HEADING, f"no markdown heading '{text}'{did_you_mean(text, known)}")
         return []
     if len(matches) > 1:
         where = ", ".join(str(number) for number, _ in matches)
-        ctx.error(path, f"heading '{text}' appears in cells {where}; select one with {{id: ...}} or a range")
+        ctx.error(
+            path,
+            ky.AMBIGUOUS_HEADING,
+            f"heading '{text}' appears in cells {where}; select one with {{id: ...}} or a range",
+        )
         return []
     start, level = matches[0]
     end = ctx.last
@@ -142,11 +156,11 @@ def _by_match(pattern: str, path: KeyPath, ctx: SelectorContext) -> list[int]:
     try:
         regex = re.compile(pattern, re.MULTILINE)
     except re.error as exc:
-        ctx.error(path, f"not a valid regular expression: {exc}")
+        ctx.error(path, ky.BAD_REGEX, f"not a valid regular expression: {exc}")
         return []
     found = [c.number for c in ctx.notebook.cells if regex.search(c.source)]
     if not found:
-        ctx.error(path, f"no cell matches /{pattern}/")
+        ctx.error(path, ky.NO_MATCH, f"no cell matches /{pattern}/")
     return found
 
 
@@ -165,7 +179,7 @@ def _from_to(
     else:
         end = ctx.last if open_end is None else open_end
     if end < start:
-        ctx.error(path, f"ends at cell {end}, before it starts at cell {start}")
+        ctx.error(path, ky.BACKWARDS_RANGE, f"ends at cell {end}, before it starts at cell {start}")
         return []
     return list(range(start, end + 1))
 

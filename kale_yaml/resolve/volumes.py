@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic
 from kale_yaml.resolve.cluster import memory_bytes, quantity_text
 from kale_yaml.resolve.model import Config, NewClaim, SnapshotConfig, StepConfig, VolumeConfig
@@ -66,11 +67,11 @@ def volume_problems(config: Config) -> list[Diagnostic]:
     for volume in config.volumes:
         if volume.create is not None and memory_bytes(volume.create.size) <= 0:
             where = volume.where.child("create", "size")
-            problems.append(where.diagnostic(f"{volume.create.size}: a size must be more than 0"))
+            problems.append(where.at(ky.ZERO_AMOUNT, f"{volume.create.size}: a size must be more than 0"))
         other = first.setdefault(volume.mount.rstrip("/") or "/", volume)
         if other is not volume:
             message = f"volume '{other.name}' is mounted at {other.mount} too; a path holds one volume"
-            problems.append(volume.where.child("mount").diagnostic(message))
+            problems.append(volume.where.child("mount").at(ky.SHARED_MOUNT, message))
     problems += _snapshot_problems(config)
     return problems
 
@@ -88,7 +89,7 @@ def _snapshot_problems(config: Config) -> list[Diagnostic]:
             message = (
                 f"volume '{snapshot.volume}' already has a {snapshot.when} snapshot (snapshots[{earlier}])"
             )
-            problems.append(snapshot.where.diagnostic(message))
+            problems.append(snapshot.where.at(ky.DUPLICATE_SNAPSHOT, message))
             continue
         seen[snapshot.volume, snapshot.when] = i
         if snapshot.when != AFTER_RUN:
@@ -100,5 +101,5 @@ def _snapshot_problems(config: Config) -> list[Diagnostic]:
             f"step '{AFTER_RUN}' and an after_run snapshot would share the folder"
             f" .kale/snapshots/RUN/{AFTER_RUN}/; rename the step"
         )
-        problems.append(step.where.child("name").diagnostic(message))
+        problems.append(step.where.child("name").at(ky.SNAPSHOT_FOLDER_CLASH, message))
     return problems

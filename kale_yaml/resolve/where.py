@@ -44,17 +44,6 @@ class Where:
         """A diagnostic of `kind` at this key."""
         return at_key(kind, self.file, self.position, self.path, message)
 
-    def diagnostic(self, message: str) -> Diagnostic:
-        """A diagnostic at this key without a code, as `Document.diagnostic` makes for the sites that have not
-        yet picked their kind from the catalogue (`at` is the way)."""
-        return Diagnostic(
-            file=self.file,
-            line=self.position.line,
-            col=self.position.col,
-            key=self.key or None,
-            message=message,
-        )
-
 
 class Locator:
     """Makes `Where`s from one loaded sidecar; built once per resolve."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic, RunError
 from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path
 from kale_yaml.plan.dag import Pipeline
@@ -115,9 +116,9 @@ def run_local(project: Project, options: RunOptions, view: PipelineView | None =
     if missing:
         raise RunError(
             [
-                Diagnostic(
-                    file=project.config.where.file,
-                    message="this environment lacks "
+                ky.MISSING_PACKAGES.at(
+                    project.config.where.file,
+                    "this environment lacks "
                     + ", ".join(missing)
                     + "; install them (kale-yaml installs nothing into your environment)",
                 )
@@ -205,9 +206,8 @@ def _execute(
     failure = follower.failure or ending.missing_output
     if ending.kfp_failure is not None and failure is None:
         reason = _strip_ansi(ending.kfp_failure)
-        failure = Diagnostic(
-            file=display_path(folder.log),
-            message=f"the run failed before a step's cells ran: {reason}; see the log",
+        failure = ky.RUN_FAILED_EARLY.at(
+            display_path(folder.log), f"the run failed before a step's cells ran: {reason}; see the log"
         )
     _settle(statuses, failure is None, options.on_update)
     logged = _metrics(ending.outputs) if failure is None else {}
@@ -285,7 +285,7 @@ def _missing_output(processes: StepProcesses, error: str, log_name: str) -> Diag
         f"step '{step}' handed on no output '{port}' though kfp counted it as succeeded"
         " (an entry of kfp's cache from an older kale-yaml?); run again with --no-cache"
     )
-    return Diagnostic(file=log_name, message=message)
+    return ky.MISSING_OUTPUT.at(log_name, message)
 
 
 def imported_modules(source: str) -> set[str]:

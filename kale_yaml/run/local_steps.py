@@ -6,12 +6,15 @@ exited 0. For the run we put `StepProcesses.run` in its place, which starts the 
 - a step has succeeded only when its runtime reported "finished". A process that exits 0 without that
   (os._exit(0), a signal handler's exit, ...) is reported to kfp as failed, so kfp neither caches nor hands
   on the outputs it never wrote: a cache entry exists only for a step that finished;
-- every step runs in a process group of its own, which a stopped run ends, so no step outlives the run.
+- every step runs in a process group of its own, which ends with the step's main process, as a container
+  does (step_process.py), and which a stopped run ends: no step, nor a child it left, outlives the run;
+- a step whose process cannot be started (its command too long for the system, no `sh`) fails, named.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -29,9 +32,8 @@ from typing import Any
 from kale_yaml import diagnostics as ky
 from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Diagnostic
+from kale_yaml.run.step_process import StepOutput, end_of_step, stop
 
-# How long a stopped step gets between SIGTERM and SIGKILL.
-STOP_GRACE_SECONDS = 5.0
 # What a step that died was doing, by the runtime's last event.
 _DOING = {
     "cell": " during this cell",
@@ -168,6 +170,26 @@ class EventFollower:
             self._fail(status, self._ended_early(status, returncode))
             return returncode or 1
 
+    def not_started(self, step: str | None, error: OSError) -> int:
+        """A step's process could not be started: the exit status kfp should see (non-zero)."""
+        with self._lock:
+            name = step if step in self.statuses else None
+            who = "a task of the run" if name is None else f"step '{name}'"
+            if error.errno == errno.E2BIG:
+                why = (
+                    f"its command and environment are larger than this system lets a process start with"
+                    f" ({error.strerror})"
+                )
+            else:
+                why = f"cannot run {error.filename!r}: {error.strerror}" if error.filename else str(error)
+            failure = ky.STEP_NOT_STARTED.at(self.log_name, f"{who} could not start: {why}")
+            print(f"kale-yaml: {failure.message}")  # the run's log: kfp's own report of the task follows
+            if name is None:
+                self._set_failure(failure)
+            else:
+                self._fail(self.statuses[name], failure)
+            return 1
+
     def interrupted(self, step: str | None, signum: int) -> None:
         """The run was stopped by signum while step (None: no step) ran."""
         self.drain()
@@ -265,26 +287,28 @@ class StepProcesses:
         function = _argument(full_command, "--function_to_execute")
         step = self.steps.get(task_key(function)) if function else None
         environment = {**os.environ, **(env_vars or {})}
-        with subprocess.Popen(
-            full_command,
-            stdin=subprocess.DEVNULL,  # a cell that reads input gets EOF instead of waiting for ever
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-            env=environment,
-            start_new_session=True,  # its own process group: stopping the step stops what it started
-        ) as process:
+        try:
+            process = subprocess.Popen(
+                full_command,
+                stdin=subprocess.DEVNULL,  # a cell that reads input gets EOF instead of waiting for ever
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,  # its own process group: ending the step ends what it started
+            )
+        except OSError as error:
+            return self.follower.not_started(step, error)
+        assert process.stdout is not None  # stdout=PIPE
+        with process, StepOutput(process.stdout) as output:
             self.current = step
             try:
-                for line in process.stdout or ():
-                    print(line, end="")
-                print("\n")
-                returncode = process.wait()
+                returncode = end_of_step(process, output)
             except BaseException:
-                _stop(process)
+                stop(process)
                 raise
+            finally:
+                output.stop()
+                print("\n")
         self.current = None
         return self.follower.ended(step, returncode)
 
@@ -310,21 +334,3 @@ def _argument(command: list[str], flag: str) -> str | None:
         if name == flag:
             return value
     return None
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    """End a step and whatever it started: SIGTERM to its process group, then SIGKILL to any survivor."""
-    _signal_group(process, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    # The shell is gone now; a cell that ignores SIGTERM, or a process it started, may not be.
-    _signal_group(process, getattr(signal, "SIGKILL", signal.SIGTERM))
-    process.wait()
-
-
-def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signum)
-        else:  # no process groups (Windows): the step's own process
-            process.send_signal(signum)

@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Collector, RunError
 from kale_yaml.resolve.model import Config
 
@@ -49,9 +50,9 @@ def check(config: Config) -> None:
                 f"{volume.mount} {what}; a local run uses the mount path as it is: make it a folder holding"
                 f" the data of claim '{volume.claim}' (or a copy of it)"
             )
-            errors.add(where.diagnostic(message))
+            errors.add(where.at(ky.MISSING_CLAIM_FOLDER, message))
         elif volume.create is not None and path.exists() and not path.is_dir():
-            errors.add(where.diagnostic(f"{volume.mount} exists and is not a folder"))
+            errors.add(where.at(ky.MOUNT_NOT_FOLDER, f"{volume.mount} exists and is not a folder"))
     errors.raise_if_any(RunError)
 
 
@@ -81,7 +82,7 @@ def prepare(config: Config) -> LocalVolumes:
             message = (
                 f"cannot make {mount} for this run: {reason}; make the folder or choose another mount path"
             )
-            errors.add(volume.where.child("mount").diagnostic(message))
+            errors.add(volume.where.child("mount").at(ky.CANNOT_MAKE_MOUNT, message))
             continue
         if volume.create.keep:
             volumes.made.extend(reversed(missing[1:]))  # parents only: the kept folder stays

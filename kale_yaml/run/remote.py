@@ -29,7 +29,7 @@ from kale_yaml.run.remote_client import connect, require, talking, token_credent
 HOST_ENV = "KFP_HOST"
 UI_ENV = "KF_PIPELINES_UI_ENDPOINT"  # kfp.Client's own variable for a UI at another address
 DEFAULT_EXPERIMENT = "Default"
-DEFAULT_TIMEOUT = 30.0  # seconds one request waits for the server's answer
+DEFAULT_TIMEOUT = 30.0  # seconds one request may take, its answer read in full and its one retry included
 DEFAULT_WAIT_TIMEOUT = 24 * 3600.0  # seconds `follow` waits for a run to finish
 FINISHED = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 _NAMED_CHARACTERS = {" ": "a space", "\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
@@ -91,7 +91,7 @@ def submit(
 ) -> Submission:
     """Create the experiment if it is missing, then a run of `package` (the compiled YAML) with `params`,
     typed as for a local run; `use_cache=False` turns caching off for every task of the run. Each request
-    waits `timeout` seconds for its answer. Raises `SubmitError`."""
+    ends within `timeout` seconds, answer and retry included. Raises `SubmitError`."""
     base = server_url(host)
     ui = server_url(os.environ.get(UI_ENV) or base).rstrip("/")
     arguments = parse_params(project.config.parameters, params or {})

@@ -2,9 +2,10 @@
 
 kfp.Client prints links and logs as it works, sends requests without a timeout, retries its health check for
 half a minute, and takes whatever answers for its API. So every kfp call goes through `talking`: kfp's output
-is silenced (the core never prints), each request gets a timeout and is tried at most twice, an answer that
-is not KFP's JSON is recognised as such, and every way the HTTP stack, kfp or the server can fail becomes one
-`SubmitError` with a plain message (`remote_problems.explain`).
+is silenced (the core never prints), each request must end within the timeout and read a bounded answer
+(`remote_limits`), a GET is tried at most twice within that time, an answer that is not KFP's JSON is
+recognised as such, and every way the HTTP stack, kfp or the server can fail becomes one `SubmitError` with a
+plain message (`remote_problems.explain`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 from kale_yaml import diagnostics as ky
 from kale_yaml.errors import SubmitError
-from kale_yaml.run.remote_problems import TOKEN_ENV, NotKfp, explain, page_kind, printable
+from kale_yaml.run.remote_problems import TOKEN_ENV, NotKfp, RedirectLoop, explain, page_kind, printable
+
+MAX_REDIRECTS = 5  # a login page is often a redirect or two away; more than this is a loop
 
 
 @contextlib.contextmanager
@@ -60,9 +63,19 @@ def connect(base: str, timeout: float, credentials: Any) -> Any:
     class BoundedClient(kfp.Client):  # type: ignore[misc]
         def _load_config(self, *args: Any, **kwargs: Any) -> Any:
             config = super()._load_config(*args, **kwargs)
-            # urllib3 would send a GET that got no answer three more times; once more is enough for a
-            # dropped keep-alive connection. A POST is never sent twice, and no status code is retried.
-            config.retries = urllib3.Retry(total=None, connect=1, read=1, status=0, other=0, redirect=5)
+            # urllib3 would send a GET whose connection broke three more times; once more is enough for a
+            # dropped keep-alive connection, and both tries share the request's time (`bounded`). A POST is
+            # never sent twice, and no status code is retried. When the redirects run out, urllib3 hands over
+            # the last one, for `_bound_requests` to name the loop.
+            config.retries = urllib3.Retry(
+                total=None,
+                connect=1,
+                read=1,
+                status=0,
+                other=0,
+                redirect=MAX_REDIRECTS,
+                raise_on_redirect=False,
+            )
             return config
 
         def get_kfp_healthz(self, sleep_duration: int = 5) -> Any:
@@ -77,20 +90,43 @@ def connect(base: str, timeout: float, credentials: Any) -> Any:
 
 
 def _bound_requests(api_client: Any, timeout: float) -> None:
-    """Give each request of `api_client` a timeout, and check that what answers it is KFP's API.
-    kfp.Client sends none, and urllib3 then waits for an answer forever."""
+    """Bound each request of `api_client` to `timeout` seconds and MAX_ANSWER_BYTES, and check that what
+    answers it is KFP's API. kfp.Client sets no timeout, and urllib3 then waits for an answer forever."""
+    from kfp_server_api.exceptions import ApiException  # type: ignore[import-untyped]
+
+    from kale_yaml.run.remote_limits import bound_pools, bounded  # urllib3 is loaded for a submit only
+
     rest = api_client.rest_client
     if "request" in vars(rest):
         return  # already bounded: all of a client's APIs share one rest client
+    bound_pools(rest.pool_manager)
     send = rest.request
 
     def request(method: str, url: str, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        # The bounds are `bounded`'s; urllib3's own timeouts, per socket operation, only back them up.
         # kfp_server_api takes an int or a (connect, read) pair; a float alone would mean no timeout at all.
-        answer = send(method, url, *args, _request_timeout=_request_timeout or (timeout, timeout), **kwargs)
+        pair = _request_timeout or (timeout, timeout)
+        with bounded(timeout):
+            try:
+                answer = send(method, url, *args, _request_timeout=pair, **kwargs)
+            except ApiException as exc:
+                _raise_redirect_loop(method, url, exc)
+                raise
         _check_api_answer(_request_line(method, url, answer), answer)
         return answer
 
     rest.request = request
+
+
+def _raise_redirect_loop(method: str, url: str, refusal: Any) -> None:
+    """urllib3 follows redirects and hands over a redirect only when it has followed MAX_REDIRECTS."""
+    import urllib3
+
+    headers = refusal.headers or {}
+    location = next((v for k, v in headers.items() if k.lower() == "location"), None)
+    if refusal.status in urllib3.HTTPResponse.REDIRECT_STATUSES and location:
+        request = f"{method} {urllib.parse.urlsplit(url).path}"
+        raise RedirectLoop(request, MAX_REDIRECTS, str(location)) from None
 
 
 def _request_line(method: str, url: str, answer: Any) -> str:

@@ -19,6 +19,32 @@ class NotKfp(Exception):
     """An answer KFP's API would not give: something else answers at the host, such as a login page."""
 
 
+# The three below are not OSError nor http.client's errors on purpose: urllib3 would take those for a broken
+# connection, retry the request or swallow the error while it drains a redirect's body.
+class OutOfTime(Exception):
+    """The request's `--timeout` ran out, retries included: while connecting, or before the answer was in."""
+
+    def __init__(self, timeout: float, *, connecting: bool = False, received: int = 0) -> None:
+        super().__init__(timeout, connecting, received)
+        self.timeout, self.connecting, self.received = timeout, connecting, received
+
+
+class TooLarge(Exception):
+    """The answer is larger than any answer of KFP's API (`remote_limits.MAX_ANSWER_BYTES`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class RedirectLoop(Exception):
+    """The server kept redirecting past the number of redirects followed."""
+
+    def __init__(self, request: str, redirects: int, location: str) -> None:
+        super().__init__(request, redirects, location)
+        self.request, self.redirects, self.location = request, redirects, location
+
+
 def explain(exc: BaseException, doing: str, timeout: float) -> str | None:
     """What went wrong, for every exception the HTTP stack, kfp_server_api, kfp or the server can raise."""
     import http.client
@@ -30,6 +56,8 @@ def explain(exc: BaseException, doing: str, timeout: float) -> str | None:
         return explain(exc.reason, doing, timeout)
     if isinstance(exc, NotKfp):
         return f"the answer to {doing} is not KFP's API: {exc}; {AUTH_HINT}"
+    if isinstance(exc, (OutOfTime, TooLarge, RedirectLoop)):
+        return _beyond_bounds(exc, doing)
     if isinstance(exc, ApiException):
         return _refusal(exc, doing)
     connecting = (urllib3_errors.NewConnectionError, urllib3_errors.ConnectTimeoutError)
@@ -46,6 +74,23 @@ def explain(exc: BaseException, doing: str, timeout: float) -> str | None:
     if isinstance(exc, (ValueError, OpenApiException)):  # kfp's own complaints, JSON it cannot read
         return f"{doing}: {exc}"
     return None
+
+
+def _beyond_bounds(exc: OutOfTime | TooLarge | RedirectLoop, doing: str) -> str:
+    if isinstance(exc, TooLarge):
+        size = f"{exc.limit // (1024 * 1024)} MiB"
+        return (
+            f"the answer to {doing} is larger than {size}, and KFP's API answers small JSON documents;"
+            " is this the address of a KFP server?"
+        )
+    if isinstance(exc, RedirectLoop):
+        redirected = f"{exc.request} was redirected more than {exc.redirects} times, last to {exc.location}"
+        return f"the answer to {doing} is a redirect loop: {redirected}; is this the address of a KFP server?"
+    if exc.connecting:
+        return f"cannot reach the KFP server: no connection within {exc.timeout:g} s (--timeout)"
+    if exc.received:  # a server that sends its answer a byte at a time
+        return f"the answer to {doing} was still coming in after {exc.timeout:g} s (--timeout)"
+    return f"no answer to {doing} within {exc.timeout:g} s (--timeout)"
 
 
 def _refusal(exc: Any, doing: str) -> str:

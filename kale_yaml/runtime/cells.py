@@ -1,13 +1,19 @@
-"""Cells run as a notebook runs them: in a module __main__, tracebacks start in the cell."""
+"""Cells run as a notebook runs them: in a module __main__, tracebacks start in the cell.
+
+What the cells change in the process's modules stays for the later cells, as in a notebook; the step's
+caller, kfp's executor, gets those it writes the step's outputs list with back as they were.
+"""
 
 from __future__ import annotations
 
 import ast
 import builtins
 import contextlib
-import importlib
 import inspect
+import io
+import json
 import linecache
+import os
 import sys
 import traceback
 import types
@@ -16,12 +22,21 @@ from typing import Any
 
 from kale_yaml.runtime.errors import CellError
 from kale_yaml.runtime.events import Progress, summary
+from kale_yaml.runtime.files import import_library
+
+# Taken when the runtime loads: a cell may rebind them in their modules, and the next cell must still run.
+_format_exception, _cached_lines = traceback.format_exception, linecache.cache
+# The modules kfp's executor writes the step's outputs list with once the step's function has returned.
+_HANDED_BACK = (builtins, os, os.path, io, json)
 
 
 @contextlib.contextmanager
 def main_module() -> Iterator[dict[str, Any]]:
     """The globals of a fresh module that is __main__ while the cells run, as in a notebook: pickle, dill
-    and dataclasses look the cells' classes up there. The previous __main__ comes back afterwards."""
+    and dataclasses look the cells' classes up there. The previous __main__ comes back afterwards, and so
+    does whatever the cells rebound or deleted in builtins, os, os.path, io and json (a cell may set
+    `builtins.open = None`, and kfp's executor still has to write the step's outputs list)."""
+    kept = [(vars(handed), dict(vars(handed))) for handed in _HANDED_BACK]
     module = types.ModuleType("__main__")
     namespace: dict[str, Any] = module.__dict__
     namespace["__builtins__"] = builtins
@@ -34,6 +49,10 @@ def main_module() -> Iterator[dict[str, Any]]:
             del sys.modules["__main__"]
         else:
             sys.modules["__main__"] = original_main
+        for names, earlier in kept:
+            for name, value in earlier.items():
+                if names.get(name, kept) is not value:  # rebound or deleted; what the cells added stays
+                    names[name] = value
 
 
 def run_cell(progress: Progress, number: int, source: str, namespace: dict[str, Any]) -> None:
@@ -41,11 +60,11 @@ def run_cell(progress: Progress, number: int, source: str, namespace: dict[str, 
     step, notebook = progress.step, progress.notebook
     progress.emit("cell", cell=number)
     filename = f"<{notebook} cell {number}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    _cached_lines[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         if code.co_flags & inspect.CO_COROUTINE:  # top-level await, as IPython allows
-            importlib.import_module("asyncio").run(eval(code, namespace))
+            import_library("asyncio").run(eval(code, namespace))
         else:
             exec(code, namespace)
     except BaseException as error:  # SystemExit and KeyboardInterrupt too: the cell did not run to its end
@@ -53,7 +72,7 @@ def run_cell(progress: Progress, number: int, source: str, namespace: dict[str, 
         while tb is not None and tb.tb_frame.f_code.co_filename != filename:
             tb = tb.tb_next  # drop this runtime's frames: the traceback starts in the cell
         line = tb.tb_lineno if tb is not None else getattr(error, "lineno", None) or 0
-        text = "".join(traceback.format_exception(type(error), error, tb))
+        text = "".join(_format_exception(type(error), error, tb))
         problem = summary(error)
         report = {"step": step, "notebook": notebook, "cell": number, "line": line, "error": problem}
         report["traceback"] = text

@@ -15,7 +15,7 @@ from kale_yaml.runtime.errors import CellError, StepError
 # Taken when the runtime is loaded, before any cell runs: a cell that rebinds json.dumps, os.write or
 # time.time, or patches the json module, must not change how progress reaches `kale-yaml run`.
 _encode = json.JSONEncoder(ensure_ascii=True, default=repr).encode
-_os_open, _os_write, _os_fstat, _now = os.open, os.write, os.fstat, time.time
+_os_open, _os_write, _os_fstat, _os_close, _now = os.open, os.write, os.fstat, os.close, time.time
 _EVENTS_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -61,7 +61,7 @@ class Progress:
         if self.descriptor >= 0:
             with contextlib.suppress(OSError):
                 if _identity(_os_fstat(self.descriptor)) == self.identity:
-                    os.close(self.descriptor)
+                    _os_close(self.descriptor)
         self.descriptor = -1
 
     def warn(self, text: str) -> None:

@@ -2,20 +2,31 @@
 
 NumPy arrays as .npy, pandas objects as pickles of their own, scikit-learn estimators with joblib, PyTorch
 with torch.save, Keras models as .keras, anything else with dill; those libraries are imported only to read
-or write their values.
+or write their values. Files are made and moved with the functions files.py took when the runtime loaded, so
+that what a cell does to builtins.open or the os module cannot stop a step from saving or loading values.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import shutil
-import tempfile
 from typing import Any
 
 import dill
 
 from kale_yaml.runtime.errors import StepError, UnserializableValueError
+from kale_yaml.runtime.files import (
+    file_name,
+    import_library,
+    is_folder,
+    join_path,
+    list_folder,
+    make_folders,
+    open_file,
+    remove_file,
+    remove_folder,
+    remove_tree,
+    replace_file,
+    scratch_folder,
+)
 from kale_yaml.runtime.pickling import (
     FastPickler,
     NotebookPickler,
@@ -37,39 +48,39 @@ def save_value(name: str, value: object, path: str, *, step: str = "") -> str:
 
 
 def _save(name: str, value: object, path: str, step: str) -> str:
-    created = not os.path.isdir(path)
-    os.makedirs(path, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".saving-", dir=path)
+    created = not is_folder(path)
+    make_folders(path)
+    scratch = scratch_folder(path, ".saving-")
     error: Exception | None = None
     try:
         for fmt in dict.fromkeys((_format(value), "dill")):
             try:
-                _write(fmt, value, os.path.join(scratch, "value." + fmt))
+                _write(fmt, value, join_path(scratch, "value." + fmt))
             except OSError:
                 raise
             except Exception as failure:
                 error = failure  # a native format refused (try dill) or dill did (give up)
                 continue
-            for old in os.listdir(path):
+            for old in list_folder(path):
                 if old.startswith("value."):
-                    os.remove(os.path.join(path, old))
-            os.replace(os.path.join(scratch, "value." + fmt), os.path.join(path, "value." + fmt))
+                    remove_file(join_path(path, old))
+            replace_file(join_path(scratch, "value." + fmt), join_path(path, "value." + fmt))
             return fmt
         raise _unserializable(step, name, value, error)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if created and not os.listdir(path):
-            os.rmdir(path)
+        remove_tree(scratch)
+        if created and not list_folder(path):
+            remove_folder(path)
 
 
 def load_value(path: str) -> object:
     """Read back what save_value wrote to path (the directory, or the value file itself)."""
-    if os.path.isdir(path):
-        found = sorted(f for f in os.listdir(path) if f.startswith("value."))
+    if is_folder(path):
+        found = sorted(f for f in list_folder(path) if f.startswith("value."))
         if len(found) != 1:
             raise StepError(f"{path}: expected one value.* file, found {found or 'none'}")
-        path = os.path.join(path, found[0])
-    fmt = os.path.basename(path).partition(".")[2]
+        path = join_path(path, found[0])
+    fmt = file_name(path).partition(".")[2]
     if fmt == "npy":
         return _lib("numpy").load(path, allow_pickle=False)
     if fmt == "pd.pkl":
@@ -81,12 +92,12 @@ def load_value(path: str) -> object:
         return torch.load(path, map_location=None if torch.cuda.is_available() else "cpu", weights_only=False)
     if fmt == "keras":
         return _lib("keras").models.load_model(path)
-    with open(path, "rb") as file:
+    with open_file(path, "rb") as file:
         return NotebookUnpickler(file).load()
 
 
 def _lib(name: str) -> Any:
-    return importlib.import_module(name)
+    return import_library(name)
 
 
 def _format(value: Any) -> str:
@@ -114,7 +125,7 @@ def _write(fmt: str, value: Any, file: str) -> None:
     if fmt == "keras":
         value.save(file)
         return
-    with open(file, "wb") as out:
+    with open_file(file, "wb") as out:
         if fmt == "npy":
             _lib("numpy").save(out, value, allow_pickle=False)
         elif fmt == "pd.pkl":

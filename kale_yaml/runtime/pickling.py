@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pickle
 import sys
 import types
@@ -19,12 +18,17 @@ from typing import Any
 
 import dill
 
+from kale_yaml.runtime.files import random_bytes
+
 # The state of one step, emptied when it starts and ends.
 _prelude: dict[int, object] = {}  # id -> class or function
 _classes: dict[str, type] = {}  # token -> class
 _tokens: dict[int, tuple[type, str]] = {}  # id(class) -> (class, token)
 _pickling: list[type] = []  # the classes being pickled by value right now: pickled inline within themselves
 _ATOMIC = {str, int, float, bool, bytes, type(None)}
+# Taken when the runtime loads, as files.py takes its functions: a cell may rebind them in their modules.
+_IOBase, _BytesIO, _StringIO = io.IOBase, io.BytesIO, io.StringIO
+_catch_warnings, _simple_filter = warnings.catch_warnings, warnings.simplefilter
 
 
 @contextlib.contextmanager
@@ -56,7 +60,7 @@ def top_package(obj: object) -> str:
 
 
 def is_open_file(value: object) -> bool:
-    return isinstance(value, io.IOBase) and not isinstance(value, (io.BytesIO, io.StringIO))
+    return isinstance(value, _IOBase) and not isinstance(value, (_BytesIO, _StringIO))
 
 
 def _by_name(obj: Any) -> bool:
@@ -106,8 +110,8 @@ class NotebookPickler(dill.Pickler):  # type: ignore[misc]
         self.ids: dict[int, tuple[str, bytes]] = {}
 
     def dump(self, obj: Any) -> None:
-        with warnings.catch_warnings():  # dill warns where it pickles a class by a name no step can resolve
-            warnings.simplefilter("error", dill.PicklingWarning)
+        with _catch_warnings():  # dill warns where it pickles a class by a name no step can resolve
+            _simple_filter("error", dill.PicklingWarning)
             super().dump(obj)
 
     def persistent_id(self, obj: Any) -> str | tuple[str, bytes] | None:
@@ -118,10 +122,10 @@ class NotebookPickler(dill.Pickler):  # type: ignore[misc]
         if not isinstance(obj, type) or obj.__module__ != "__main__" or obj in _pickling:
             return None
         if id(obj) not in self.ids:
-            token = _tokens.setdefault(id(obj), (obj, os.urandom(12).hex()))[1]
+            token = _tokens.setdefault(id(obj), (obj, random_bytes(12).hex()))[1]
             _pickling.append(obj)
             try:
-                blob = io.BytesIO()
+                blob = _BytesIO()
                 NotebookPickler(blob).dump(obj)
             finally:
                 _pickling.pop()
@@ -138,6 +142,6 @@ class NotebookUnpickler(dill.Unpickler):  # type: ignore[misc]
             return getattr(sys.modules["__main__"], pid)
         token, blob = pid
         if token not in _classes:
-            cls = NotebookUnpickler(io.BytesIO(blob)).load()
+            cls = NotebookUnpickler(_BytesIO(blob)).load()
             _classes[token], _tokens[id(cls)] = cls, (cls, token)
         return _classes[token]

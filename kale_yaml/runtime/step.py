@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from kale_yaml.runtime.cells import main_module, run_cell
 from kale_yaml.runtime.errors import MetricError, StepError
 from kale_yaml.runtime.events import Progress, reporting
+from kale_yaml.runtime.files import make_folders, open_file, parent_folder
 from kale_yaml.runtime.marshal import load_value, save_value
 from kale_yaml.runtime.pickling import pickling_session, remember_prelude
+
+# Taken when the runtime loads, as files.py takes its functions: a cell may patch the json module.
+_metrics_text = json.JSONEncoder(indent=2, sort_keys=True).encode
 
 
 def run_step(
@@ -63,9 +66,9 @@ def _log_metrics(step: str, metrics: Any, logged: dict[str, float]) -> None:
         metrics.log_metric(name, value)
     # A file at the artifact's path as well: the values are readable there, and kfp's local cache treats an
     # artifact without a file as missing.
-    os.makedirs(os.path.dirname(metrics.path) or ".", exist_ok=True)
-    with open(metrics.path, "w", encoding="utf-8") as handle:
-        json.dump(logged, handle, indent=2, sort_keys=True)
+    make_folders(parent_folder(metrics.path))
+    with open_file(metrics.path, "w", encoding="utf-8") as handle:
+        handle.write(_metrics_text(logged))
 
 
 def _metric(step: str, name: str, namespace: dict[str, Any]) -> float:
