@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,3 +51,18 @@ class Notebook:
 
     def cell(self, number: int) -> Cell:
         return self.cells[number - 1]
+
+
+def cells_phrase(cells: Iterable[int]) -> str:
+    """`cell 3` or `cells 3-5, 9`, as messages and docstrings name a step's cells."""
+    numbers = list(cells)
+    spans: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ("cell " if len(numbers) == 1 else "cells ") + ", ".join(spans)

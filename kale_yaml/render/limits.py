@@ -17,8 +17,9 @@ import yaml
 
 from kale_yaml import diagnostics as ky
 from kale_yaml.errors import BuildError, Diagnostic
+from kale_yaml.load.cells import cells_phrase
 from kale_yaml.render import pyliteral
-from kale_yaml.render.view import PipelineView, RenderedStep, cells_phrase
+from kale_yaml.render.view import PipelineView, RenderedStep
 
 MAX_ARGUMENT_BYTES = 32 * 4096  # MAX_ARG_STRLEN: an argument's bytes and its terminating NUL
 _FUNCTION_FLAG = "--function_to_execute"

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kale_yaml.load.cells import cells_phrase
 from kale_yaml.names import unique_name
 from kale_yaml.plan.dag import Pipeline, PlannedStep
 from kale_yaml.plan.project import Project
@@ -237,17 +238,3 @@ def _identifier(name: str, prefix: str) -> str:
     if name.isidentifier() and not keyword.iskeyword(name) and name[0].isalpha():
         return name
     return prefix + name
-
-
-def cells_phrase(cells: Iterable[int]) -> str:
-    numbers = list(cells)
-    spans: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        spans.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ("cell " if len(numbers) == 1 else "cells ") + ", ".join(spans)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Collector
-from kale_yaml.load.cells import Notebook
+from kale_yaml.load.cells import Notebook, cells_phrase
 from kale_yaml.load.document import Document
 from kale_yaml.resolve.model import Metrics, SnapshotConfig, StepConfig, VolumeConfig
 from kale_yaml.resolve.ownership import claims
@@ -124,8 +124,8 @@ def _order_message(
     inside = next((n for n in cells if other_cells[0] < n < other_cells[-1]), None)
     if cells[-1] < other_cells[0]:
         return (
-            f"step '{step.name}' (cells {runs(cells)}) is listed after step '{other.name}'"
-            f" (cells {runs(other_cells)}) but comes before it in the notebook; list steps in"
+            f"step '{step.name}' ({cells_phrase(cells)}) is listed after step '{other.name}'"
+            f" ({cells_phrase(other_cells)}) but comes before it in the notebook; list steps in"
             " notebook order"
         )
     if inside is not None:
@@ -135,21 +135,10 @@ def _order_message(
             f" so the notebook's order would be lost: split '{other.name}' or move the cell"
         )
     return (
-        f"step '{other.name}' (cells {runs(other_cells)}) lies between cells {cells[0]} and"
+        f"step '{other.name}' ({cells_phrase(other_cells)}) lies between cells {cells[0]} and"
         f" {cells[-1]} of step '{step.name}'; the pipeline runs a step's cells together,"
         f" so the notebook's order would be lost: split '{step.name}' or move the cells"
     )
-
-
-def runs(numbers: Sequence[int]) -> str:
-    """`3-5, 9`: the numbers as runs of consecutive cells."""
-    grouped: list[list[int]] = []
-    for n in numbers:
-        if grouped and n == grouped[-1][-1] + 1:
-            grouped[-1].append(n)
-        else:
-            grouped.append([n])
-    return ", ".join(span(run) for run in grouped)
 
 
 def span(numbers: Sequence[int]) -> str:
