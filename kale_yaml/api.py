@@ -73,15 +73,20 @@ def output_paths(project: Project, out_dir: Path | str | None) -> tuple[Path, Pa
 
 
 def build(
-    path: Path | str | None = None, out_dir: Path | str | None = None, *, check: bool = False
+    path: Path | str | None = None,
+    out_dir: Path | str | None = None,
+    *,
+    check: bool = False,
+    project: Project | None = None,
 ) -> BuildResult:
-    """Validate, render and compile; write both files atomically (or, with `check`, only compare)."""
+    """Validate (unless `project` is the validated sidecar already), render and compile; write both files
+    atomically (or, with `check`, only compare)."""
     from kale_yaml.render.compile import compile_source, refuse_kept, write_atomically
     from kale_yaml.render.generate import render
     from kale_yaml.render.limits import refuse_oversized_steps
     from kale_yaml.render.view import pipeline_view
 
-    project = validate(path)
+    project = project or validate(path)
     python_path, yaml_path = output_paths(project, out_dir)
     kept = kept_inputs(project, out_dir)
     refuse_kept((python_path, yaml_path), kept)  # before compiling: --check too, and without waiting for kfp

@@ -213,6 +213,10 @@ SNAPSHOT_FAILED = _kind("KY805", "snapshot-failed", "a local run could not copy 
 RUN_FAILED_EARLY = _kind("KY806", "run-failed-early", "a local run failed before any step's cells ran")
 MISSING_OUTPUT = _kind("KY807", "missing-output", "a step kfp counted as done handed on no output")
 STEP_NOT_STARTED = _kind("KY808", "step-not-started", "a local run could not start a step's process")
+UNKNOWN_RUN_STEP = _kind("KY809", "unknown-run-step", "`run --from/--only` or `debug` names no step")
+NO_EARLIER_RUN = _kind(
+    "KY815", "no-earlier-run", "`run --from/--only` or `debug` needs values no earlier run produced"
+)
 BAD_HOST_URL = _kind("KY810", "bad-host-url", "`--host` (or KFP_HOST) is not a KFP server's URL")
 TOKEN_FILE = _kind("KY811", "token-file", "KF_PIPELINES_SA_TOKEN_PATH names no readable file")
 SERVER_PROBLEM = _kind("KY812", "server-problem", "the KFP server could not be reached, or refused a request")

@@ -227,12 +227,29 @@ def test_second_run_reuses_unchanged_steps_and_reruns_an_edited_one(copy_case: C
     notebook = folder / "nb.ipynb"
     text = notebook.read_text(encoding="utf-8")
     assert "max(data)" in text
-    notebook.write_text(text.replace("max(data)", "max(data) + 0"), encoding="utf-8")
+    notebook.write_text(text.replace("max(data)", "max(data) + 1"), encoding="utf-8")
     edited = run_local(api.validate(folder), RunOptions())
     states = {name: s.state for name, s in edited.steps.items()}
     assert states == {"load": "cached", "total": "cached", "largest": "done", "join": "done"}
+
+
+def test_an_edit_that_hands_on_the_same_values_stops_the_wave(copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "independent_branches")
+    run_local(api.validate(folder), RunOptions())
+    notebook = folder / "nb.ipynb"
+    notebook.write_text(notebook.read_text(encoding="utf-8").replace("max(data)", "max(data) + 0"), "utf-8")
+    edited = run_local(api.validate(folder), RunOptions())
+    states = {name: s.state for name, s in edited.steps.items()}
+    # `largest` runs again (its code changed) and hands on the same value: `join`'s inputs are unchanged.
+    assert states == {"load": "cached", "total": "cached", "largest": "done", "join": "cached"}
+
+
+def test_no_cache_runs_every_step_and_refreshes_the_cache(copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "independent_branches")
     forced = run_local(api.validate(folder), RunOptions(use_cache=False))
     assert {s.state for s in forced.steps.values()} == {"done"}
+    again = run_local(api.validate(folder), RunOptions())
+    assert {s.state for s in again.steps.values()} == {"cached"}
 
 
 def test_failing_cell_names_step_cell_and_line_and_keeps_finished_outputs(copy_case: CopyCase) -> None:

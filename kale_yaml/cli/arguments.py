@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _validate(sub)
     _build(sub)
     _run(sub)
+    _debug(sub)
     sub.add_parser("schema", help="print the JSON Schema of pipeline.kale.yaml")
     _review(sub)
     _migration(sub)
@@ -92,6 +93,64 @@ def _run(sub: Commands) -> None:
         help="with --wait: how long to follow the run before giving up on it (default: 86400, a day)",
     )
     run.add_argument("--local", action="store_true", help="run on this machine even when KFP_HOST is set")
+    run.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        metavar="N",
+        help="run at most N steps at once (default: the number of cores)",
+    )
+    run.add_argument(
+        "--from", dest="from_step", metavar="STEP", help="run STEP and every step after it; earlier steps' "
+        "values come from their last successful run"
+    )
+    run.add_argument(
+        "--only",
+        dest="only_step",
+        metavar="STEP",
+        help="run STEP alone; the values it receives come from the steps' last successful run",
+    )
+    run.add_argument(
+        "--runner",
+        choices=("kale", "kfp"),
+        default="kale",
+        help="kale: kale-yaml's own executor, parallel and warm (default); kfp: kfp's local runner, one "
+        "step at a time",
+    )
+    run.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="do not import the notebook's modules before the steps start; each step imports them itself",
+    )
+
+
+def _debug(sub: Commands) -> None:
+    debug = sub.add_parser(
+        "debug",
+        help="a Python console holding a step's inputs and parameters from the last run, to run its cells"
+        " by hand",
+    )
+    debug.add_argument("step", metavar="STEP", help="the step to debug")
+    debug.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)
+    debug.add_argument(
+        "--run",
+        metavar="RUN",
+        help="take the inputs from this run's folder in .kale/runs/ (default: each step's last successful"
+        " run)",
+    )
+    debug.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter"
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
 
 
 def _review(sub: Commands) -> None:

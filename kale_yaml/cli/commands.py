@@ -25,6 +25,8 @@ from kale_yaml.errors import Diagnostic, KaleYamlError
 if TYPE_CHECKING:
     import rich.console
 
+    from kale_yaml.run.debug_session import DebugSession
+
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
 
@@ -87,19 +89,28 @@ def run(args: argparse.Namespace) -> int:
     host = None if args.local else host_from_environment(args.host)
     if host is None and (args.experiment or args.wait or args.timeout or args.wait_timeout):
         return _usage("--experiment, --wait, --timeout and --wait-timeout need --host URL (or KFP_HOST)")
+    if args.from_step and args.only_step:
+        return _usage("--from and --only exclude each other")
+    here_only = args.jobs or args.from_step or args.only_step or args.runner != "kale" or args.no_preload
+    if host is not None and here_only:
+        return _usage("--jobs, --from, --only, --runner and --no-preload are for a run on this machine")
     if args.wait_timeout is not None and not args.wait:
         return _usage("--wait-timeout needs --wait")
     if host is not None:
         host = server_url(host)  # a host no request can reach fails before the build
     # Bound to the real stdout now: during the run kfp's own output is redirected to the run's log.
     console = Console(file=sys.stdout, highlight=False)
-    built = api.build(args.path)
+    if host is not None:
+        built = api.build(args.path)
+        _built(built, console)
+        return _submit(args, built, host, params, console)
+    return _run_here(args, params, console)
+
+
+def _built(built: api.BuildResult, console: rich.console.Console) -> None:
     report(built.project.warnings, "text")
     state = "built" if built.changed else "up to date"
     console.print(f"{state}: {escape(api.display_path(built.yaml_path))}")
-    if host is not None:
-        return _submit(args, built, host, params, console)
-    return _run_here(args, built, params, console)
 
 
 def _usage(problem: str) -> int:
@@ -146,10 +157,8 @@ def _submit(
     return EXIT_OK
 
 
-def _run_here(
-    args: argparse.Namespace, built: api.BuildResult, params: dict[str, str], console: rich.console.Console
-) -> int:
-    from kale_yaml.run.local import RunOptions, run_local
+def _run_here(args: argparse.Namespace, params: dict[str, str], console: rich.console.Console) -> int:
+    from kale_yaml.run.local import RunOptions, start_local_run
     from kale_yaml.run.local_steps import StepStatus
 
     def show(status: StepStatus) -> None:
@@ -157,9 +166,27 @@ def _run_here(
         if line is not None:
             console.print(line)
 
-    options = RunOptions(params=params, use_cache=not args.no_cache, on_update=show)
-    result = run_local(built.project, options, built.view)  # the local variant of the view build rendered
-    for note in result.volumes:
+    options = RunOptions(
+        params=params,
+        use_cache=not args.no_cache,
+        on_update=show,
+        runner=args.runner,
+        preload=not args.no_preload,
+        from_step=args.from_step,
+        only_step=args.only_step,
+    )
+    if args.jobs:
+        options.jobs = args.jobs
+    # The run starts before the build: its warm parent imports the notebook's modules meanwhile.
+    local_run = start_local_run(api.validate(args.path), options)
+    try:
+        built = api.build(project=local_run.project)
+    except BaseException:
+        local_run.close()
+        raise
+    _built(built, console)
+    result = local_run.execute(built.view)  # the local variant of the view build rendered
+    for note in [*result.volumes, *result.notes]:
         console.print(f"on this machine: {escape(note)}")
     for note in result.ignored:
         console.print(f"[dim]ignored locally: {escape(note)}[/dim]")
@@ -249,10 +276,56 @@ def _check_written(sidecar: Path, more_warnings: list[Callable[[api.Project], li
     return EXIT_OK
 
 
+def debug(args: argparse.Namespace) -> int:
+    from kale_yaml.run.debug_session import open_session
+
+    params: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.stderr.write(f"kale-yaml debug: --param takes NAME=VALUE, got {item!r}\n")
+            return EXIT_USAGE
+        params[name.strip()] = value
+    session = open_session(api.validate(args.path), args.step, params, args.run)
+    session.namespace.update(_console_helpers(session))
+    import importlib.util
+
+    if importlib.util.find_spec("IPython") is None:
+        import code
+
+        code.interact(banner=session.banner(), local=session.namespace, exitmsg="")
+        return EXIT_OK
+    from IPython import start_ipython  # type: ignore[import-not-found,unused-ignore]
+
+    print(session.banner())
+    start_ipython(argv=[], user_ns=session.namespace)
+    return EXIT_OK
+
+
+def _console_helpers(session: DebugSession) -> dict[str, Callable[..., None]]:
+    """run(N), run_all() and show(N) in the debug console."""
+
+    def run(number: int) -> None:
+        try:
+            session.run(number)
+        except LookupError as problem:
+            print(problem)
+
+    def run_all() -> None:
+        for number in session.cells:
+            session.run(number)
+
+    def show(number: int) -> None:
+        print(session.cells.get(number, f"cell {number} is not one of step '{session.step}''s cells"))
+
+    return {"run": run, "run_all": run_all, "show": show}
+
+
 COMMANDS: dict[str, Command] = {
     "validate": validate,
     "build": build,
     "run": run,
+    "debug": debug,
     "schema": schema,
     "cells": cells,
     "graph": graph,

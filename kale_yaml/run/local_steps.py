@@ -128,6 +128,7 @@ class EventFollower:
         self.notebooks: dict[str, str] = {}  # step -> notebook, from its "started" event
         self.cells: dict[str, int] = {}  # step -> the cell it announced last
         self.phases: dict[str, str] = {}  # step -> "cell", "loading" or "saving"
+        self.step_logs: dict[str, str] = {}  # step -> its own log, where a runner keeps one per step
         self._offset = 0
         self._lock = threading.Lock()  # the follower's thread and the step processes' ends both drain
         self._stop = threading.Event()
@@ -182,13 +183,28 @@ class EventFollower:
                 )
             else:
                 why = f"cannot run {error.filename!r}: {error.strerror}" if error.filename else str(error)
-            failure = ky.STEP_NOT_STARTED.at(self.log_name, f"{who} could not start: {why}")
+            failure = ky.STEP_NOT_STARTED.at(self._log(name), f"{who} could not start: {why}")
             print(f"kale-yaml: {failure.message}")  # the run's log: kfp's own report of the task follows
             if name is None:
                 self._set_failure(failure)
             else:
                 self._fail(self.statuses[name], failure)
             return 1
+
+    def missing_outputs(self, step: str | None, ports: list[str]) -> None:
+        """A task whose process ended well left outputs unwritten."""
+        with self._lock:
+            name = step if step in self.statuses else None
+            who = "a task of the run" if name is None else f"step '{name}'"
+            message = f"{who} ended without writing its outputs {', '.join(ports)}; see the log"
+            failure = ky.MISSING_OUTPUT.at(self._log(name), message)
+            if name is None:
+                self._set_failure(failure)
+            else:
+                self._fail(self.statuses[name], failure)
+
+    def _log(self, step: str | None) -> str:
+        return self.step_logs.get(step or "", self.log_name)
 
     def interrupted(self, step: str | None, signum: int) -> None:
         """The run was stopped by signum while step (None: no step) ran."""
@@ -212,10 +228,10 @@ class EventFollower:
         name, how = status.name, exit_text(returncode)
         if status.state == "done":
             message = f"step '{name}' finished its cells, then its process ended with {how}; see the log"
-            return ky.STEP_ENDED_EARLY.at(self.log_name, message)
+            return ky.STEP_ENDED_EARLY.at(self._log(name), message)
         if status.state == "waiting":
             message = f"step '{name}' ended before its cells ran: {how}; see the log"
-            return ky.STEP_ENDED_EARLY.at(self.log_name, message)
+            return ky.STEP_ENDED_EARLY.at(self._log(name), message)
         doing = _DOING.get(self.phases.get(name, ""), "")
         return self._located(
             ky.STEP_ENDED_EARLY, name, f"step '{name}' ended{doing} without finishing: {how}"
@@ -225,7 +241,7 @@ class EventFollower:
         """At the step's current cell when it is running one, else in its notebook (else the run's log)."""
         notebook = self.notebooks.get(step)
         if notebook is None:
-            return kind.at(self.log_name, message)
+            return kind.at(self._log(step), message)
         cell = self.cells.get(step) if self.phases.get(step) == "cell" else None
         return kind.at(notebook, message, cell=cell)
 
