@@ -145,6 +145,29 @@ def chain_project(folder: Path, steps: int) -> Path:
     return _write(folder, "chain", cells, sidecar)
 
 
+def sleepers_project(folder: Path, seconds: float) -> Path:
+    """Two independent steps that each sleep `seconds`, after a first step that makes their input."""
+    cells = [
+        new_markdown_cell("# Two sleepers", id="title"),
+        new_code_cell("import time", id="imports"),
+        new_code_cell("x = 1", id="start"),
+        new_code_cell(f"time.sleep({seconds})\na = x + 1", id="left"),
+        new_code_cell(f"time.sleep({seconds})\nb = x + 2", id="right"),
+    ]
+    sidecar = (
+        "version: 1\n"
+        "notebook: sleepers.ipynb\n"
+        "prelude: {id: imports}\n"
+        "pipeline:\n"
+        "  name: sleepers\n"
+        "steps:\n"
+        "  - name: start\n    cells: {id: start}\n"
+        "  - name: left\n    cells: {id: left}\n    outputs: [a]\n"
+        "  - name: right\n    cells: {id: right}\n    outputs: [b]\n"
+    )
+    return _write(folder, "sleepers", cells, sidecar)
+
+
 def notebook_script(notebook: Path, script: Path) -> Path:
     """The notebook's code cells, top to bottom, as one script (magics and shell lines left out)."""
     nb = _nbformat.read(notebook, as_version=4)

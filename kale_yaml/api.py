@@ -81,6 +81,7 @@ def build(
 ) -> BuildResult:
     """Validate (unless `project` is the validated sidecar already), render and compile; write both files
     atomically (or, with `check`, only compare)."""
+    from kale_yaml.render.build_stamp import compiled_on_disk, record
     from kale_yaml.render.compile import compile_source, refuse_kept, write_atomically
     from kale_yaml.render.generate import render
     from kale_yaml.render.limits import refuse_oversized_steps
@@ -92,12 +93,18 @@ def build(
     refuse_kept((python_path, yaml_path), kept)  # before compiling: --check too, and without waiting for kfp
     view = pipeline_view(project)
     source = render(view)
-    compiled = compile_source(source, view.function, project.config.where.file)
-    refuse_oversized_steps(view, compiled)  # a step no container could start: before anything is written
+    # Stamps are kept only for builds into `.kale/`: `-o DIR` writes nothing beside the sidecar.
+    cache = project.sidecar.parent / DEFAULT_OUTPUT_DIR / "cache" if out_dir is None else None
+    compiled = compiled_on_disk(cache, source, yaml_path) if cache else None  # kfp made exactly this
+    if compiled is None:
+        compiled = compile_source(source, view.function, project.config.where.file)
+        refuse_oversized_steps(view, compiled)  # a step no container could start: before anything is written
     wanted = {python_path: source, yaml_path: compiled}
     changed = any(_differs(p, text) for p, text in wanted.items())
     if not check and changed:
         write_atomically(wanted, kept, display_path)
+    if cache and not check:
+        record(cache, source, compiled)
     return BuildResult(project, python_path, yaml_path, changed, view)
 
 

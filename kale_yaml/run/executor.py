@@ -138,11 +138,9 @@ class Executor:
         return arguments
 
     def _key(self, task: Task, arguments: dict[str, Any]) -> str:
-        from google.protobuf import json_format
-
         component = json.dumps(
             {
-                "spec": json_format.MessageToDict(task.component),
+                "spec": task.component,
                 "source": task.source,
                 "function": task.function,
                 "env": task.env,
@@ -151,7 +149,7 @@ class Executor:
         )
         parameters = {p: v for p, v in arguments.items() if p not in task.artifacts}
         artifacts = {
-            port: (artifact.schema_title, content_hash(Path(artifact.path), dict(artifact.metadata)))
+            port: (artifact.schema_title, content_hash(Path(artifact.uri), artifact.metadata))
             for port, artifact in arguments.items()
             if port in task.artifacts
         }
@@ -165,7 +163,7 @@ class Executor:
         if not (task.cache and self.schedule.use_cache) or task.name in self.schedule.forced:
             return False
         entry = self.setup.cache.find(record.key)
-        if entry is None or set(entry.outputs) != _output_ports(task):
+        if entry is None or set(entry.outputs) != task.output_ports:
             return False
         self._take(task, entry, "cached")
         return True
@@ -174,13 +172,11 @@ class Executor:
         entry = self.setup.cache.last_success(name)
         task = self.setup.plan.tasks[name]
         if entry is None:  # the caller checked that every task with outputs has one
-            self.records[name].state = "done" if not _output_ports(task) else "failed"
+            self.records[name].state = "done" if not task.output_ports else "failed"
             return
         self._take(task, entry, "cached")
 
     def _take(self, task: Task, entry: Entry, state: str) -> None:
-        from kfp.dsl.executor import create_artifact_instance
-
         root = Path(task_root(self.setup.artifacts, self.resource, task.name))
         outputs: dict[str, Any] = {}
         for port, output in entry.outputs.items():
@@ -188,10 +184,7 @@ class Executor:
                 outputs[port] = output.value
                 continue
             place(entry, port, root / port)
-            outputs[port] = create_artifact_instance(
-                {"name": port, "type": {"schemaTitle": output.schema_title}, "uri": str(root / port),
-                 "metadata": output.metadata}
-            )
+            outputs[port] = ArtifactRef(port, output.schema_title, str(root / port), output.metadata)
         record = self.records[task.name]
         record.outputs, record.state = outputs, state
         step = self.setup.steps.get(task.name)
@@ -207,11 +200,10 @@ class Executor:
 
         self.preloaded = list(self.server.ensure_ready().get("ready", []))
         root = task_root(self.setup.artifacts, self.resource, task.name)
+        component = task.component_message()
+        arguments = {port: _as_kfp(value) for port, value in self._arguments(task).items()}
         executor_input = executor_input_utils.construct_executor_input(
-            component_spec=task.component,
-            arguments=self._arguments(task),
-            task_root=root,
-            block_input_artifact=False,
+            component_spec=component, arguments=arguments, task_root=root, block_input_artifact=False
         )
         self.executor_inputs[task.name] = executor_input
         folder = self.setup.tasks_dir / task.name
@@ -220,7 +212,7 @@ class Executor:
         job = {
             "module_dir": str(folder.absolute()),
             "function": task.function,
-            "executor_input": executor_input_utils.executor_input_to_dict(executor_input, task.component),
+            "executor_input": executor_input_utils.executor_input_to_dict(executor_input, component),
             "env": task.env,
             "log": str((folder / "log.txt").absolute()),
         }
@@ -240,9 +232,12 @@ class Executor:
         task, record = self.setup.plan.tasks[name], self.records[name]
         status = self.follower.ended(self.setup.steps.get(name), returncode)
         if status == 0:
-            outputs = executor_output_utils.get_outputs_for_task(self.executor_inputs[name], task.component)
-            missing = _output_ports(task) - set(outputs)
-            missing |= {p for p, a in outputs.items() if hasattr(a, "path") and not os.path.exists(a.path)}
+            produced = executor_output_utils.get_outputs_for_task(
+                self.executor_inputs[name], task.component_message()
+            )
+            outputs = {port: _as_ref(value) for port, value in produced.items()}
+            missing = task.output_ports - set(outputs)
+            missing |= {p for p, a in outputs.items() if isinstance(a, ArtifactRef) and not a.exists()}
             if not missing:
                 record.outputs, record.state = outputs, "done"
                 self._store(task, record)
@@ -256,13 +251,44 @@ class Executor:
             return
         produced: dict[str, tuple[Path | None, Output]] = {}
         for port, value in record.outputs.items():
-            if hasattr(value, "path"):
-                produced[port] = (Path(value.path), Output(value.schema_title, dict(value.metadata)))
+            if isinstance(value, ArtifactRef):
+                produced[port] = (Path(value.uri), Output(value.schema_title, value.metadata))
             else:
                 produced[port] = (None, Output(None, {}, value))
         self.setup.cache.store(record.key, task.name, produced)
 
 
-def _output_ports(task: Task) -> set[str]:
-    definitions = task.component.output_definitions
-    return set(definitions.parameters) | set(definitions.artifacts)
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact a task produced or took from the cache, as plain data: kfp's class is made only to hand it
+    to a task that runs, so a run whose steps all come from the cache needs no kfp."""
+
+    name: str
+    schema_title: str
+    uri: str  # a local path, as kfp.local's URIs are
+    metadata: dict[str, Any]
+
+    def exists(self) -> bool:
+        return os.path.exists(self.uri)
+
+
+def _as_kfp(value: Any) -> Any:
+    if not isinstance(value, ArtifactRef):
+        return value
+    from kfp.dsl.executor import create_artifact_instance
+
+    runtime_artifact = {
+        "name": value.name,
+        "type": {"schemaTitle": value.schema_title},
+        "uri": value.uri,
+        "metadata": value.metadata,
+    }
+    return create_artifact_instance(runtime_artifact)
+
+
+def _as_ref(value: Any) -> Any:
+    """kfp's artifact as plain data (a parameter's value stays as it is)."""
+    uri = getattr(value, "uri", None)
+    if uri is None or not hasattr(value, "schema_title"):
+        return value
+    return ArtifactRef(str(value.name), str(value.schema_title), str(uri), dict(value.metadata))

@@ -7,10 +7,12 @@ step comes from the cache stops it without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +96,11 @@ class ServerProcess:
         return [json.loads(line) for line in lines if line.strip()]
 
     def stop(self) -> list[dict[str, Any]]:
-        """Ask the server to end every task and itself; the messages it sent until it ended."""
+        """Ask the server to end every task and itself; the messages it sent until it ended. A server that is
+        still importing has started no task: it is killed rather than waited for."""
+        if self.ready is None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         try:
             self.commands.write(b'{"stop": true}\n')
             self.commands.close()

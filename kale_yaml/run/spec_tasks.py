@@ -31,7 +31,7 @@ class Upstream:
 @dataclass(frozen=True)
 class Task:
     name: str  # kfp's task name, e.g. "split-step"
-    component: Any  # pipeline_spec_pb2.ComponentSpec
+    component: dict[str, Any]  # its ComponentSpec as JSON (kfp's message is made only to launch it)
     source: str  # the component's module, as the container would load it
     function: str  # the component function in it
     env: dict[str, str]
@@ -39,6 +39,18 @@ class Task:
     parameters: dict[str, KfpValue | Upstream]
     artifacts: dict[str, Upstream]
     cache: bool
+
+    @property
+    def output_ports(self) -> set[str]:
+        definitions = self.component.get("outputDefinitions", {})
+        return set(definitions.get("parameters", {})) | set(definitions.get("artifacts", {}))
+
+    def component_message(self) -> Any:
+        """kfp's ComponentSpec message, which kfp.local's executor-input helpers take."""
+        from google.protobuf import json_format
+        from kfp.pipeline_spec import pipeline_spec_pb2
+
+        return json_format.ParseDict(self.component, pipeline_spec_pb2.ComponentSpec())
 
 
 @dataclass(frozen=True)
@@ -76,20 +88,16 @@ class UnsupportedSpec(Exception):
     """The spec holds something kale-yaml's template never makes (a bug of ours, not the user's)."""
 
 
-def read_spec(spec: Any) -> SpecPlan:
-    """The tasks of a compiled pipeline spec (kfp's PipelineSpec message)."""
-    from google.protobuf import json_format
-
-    document = json_format.MessageToDict(spec)
+def read_spec(document: dict[str, Any]) -> SpecPlan:
+    """The tasks of a compiled pipeline spec (kfp's PipelineSpec message as JSON)."""
     executors = document["deploymentSpec"]["executors"]
     root = document["root"]
     tasks: dict[str, Task] = {}
     for name, task in root["dag"].get("tasks", {}).items():
-        component_name = task["componentRef"]["name"]
-        component = spec.components[component_name]
-        if component.WhichOneof("implementation") != "executor_label":
+        component = document["components"][task["componentRef"]["name"]]
+        if "executorLabel" not in component:
             raise UnsupportedSpec(f"task {name!r} is not a container component")
-        container = executors[component.executor_label]["container"]
+        container = executors[component["executorLabel"]]["container"]
         tasks[name] = Task(
             name=name,
             component=component,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.metadata
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +16,7 @@ from kale_yaml.errors import Diagnostic, RunError
 from kale_yaml.plan.project import Project
 from kale_yaml.render.view import PipelineView
 from kale_yaml.resolve.parameters import KfpValue
-from kale_yaml.run.executor import Executor, ExecutorSetup, Schedule
+from kale_yaml.run.executor import ArtifactRef, Executor, ExecutorSetup, Schedule
 from kale_yaml.run.local_steps import EventFollower, RunInterrupted, stopped_by_signals, task_key
 from kale_yaml.run.preload import modules_to_preload
 from kale_yaml.run.run_folder import RunFolder, captured, load_pipeline
@@ -40,17 +44,35 @@ class WarmEnding:
     notes: list[str] = field(default_factory=list)
 
 
-def compile_spec(view: PipelineView, folder: RunFolder) -> SpecPlan:
-    """The local variant's pipeline spec as kfp compiles it. It is taken from the pipeline function itself
-    (kfp builds it when the function is decorated) and kept as JSON: writing it as YAML is most of the time
-    kfp's compiler takes, in pyyaml's pure-Python emitter."""
-    from google.protobuf import json_format
+def compile_spec(view: PipelineView, folder: RunFolder, source: str) -> SpecPlan:
+    """The local variant's pipeline spec as kfp compiles it, kept in `.kale/cache/specs/` by a hash of the
+    variant's code and kfp's version, so that a run of unchanged code needs no kfp in this process. It is
+    taken from the pipeline function itself (kfp builds it when the function is decorated) as JSON: writing
+    YAML is most of the time kfp's compiler takes, in pyyaml's pure-Python emitter."""
+    memo = spec_memo(folder.cache, source)
+    try:
+        document = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        from google.protobuf import json_format
 
-    with captured(folder.log):
-        pipeline_func: Any = load_pipeline(folder.module, view.function)
-        spec = pipeline_func.pipeline_spec
-    folder.spec.write_text(json_format.MessageToJson(spec, sort_keys=True), encoding="utf-8")
-    return read_spec(spec)
+        with captured(folder.log):
+            pipeline_func: Any = load_pipeline(folder.module, view.function)
+            document = json_format.MessageToDict(pipeline_func.pipeline_spec)
+        with contextlib.suppress(OSError):  # a memo: the run goes on without it
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            staging = memo.with_suffix(".tmp")
+            staging.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
+            os.replace(staging, memo)
+    folder.spec.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
+    return read_spec(document)
+
+
+def spec_memo(cache: Path, source: str) -> Path:
+    digest = hashlib.sha256(source.encode("utf-8"))
+    for name in ("kfp", "kfp-kubernetes"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(importlib.metadata.version(name).encode())
+    return cache / "specs" / f"{digest.hexdigest()}.json"
 
 
 def start_server(project: Project, folder: RunFolder, preload: bool) -> tuple[ServerProcess, str | None]:
@@ -76,7 +98,7 @@ def run_warm(
     server: ServerProcess,
     note: str | None,
 ) -> WarmEnding:
-    plan = compile_spec(view, folder)
+    plan = compile_spec(view, folder, folder.module.read_text(encoding="utf-8"))
     steps = {task_key(step.function): step.step.name for step in view.steps}
     cache = StepCache(folder.cache, plan.name)
     schedule = plan_schedule(plan, steps, cache, selection, project.config.where.file)
@@ -112,9 +134,9 @@ def run_warm(
     for task, record in executor.records.items():
         step = steps.get(task)
         for value in record.outputs.values():
-            path = getattr(value, "path", None)
-            if step and getattr(value, "schema_title", "") == "system.HTML" and path and os.path.exists(path):
-                ending.reports[step] = Path(path)
+            html = isinstance(value, ArtifactRef) and value.schema_title == "system.HTML"
+            if step and html and value.exists():
+                ending.reports[step] = Path(value.uri)
     for task, record in executor.records.items():
         if record.state == "skipped" and task in steps:
             follower.statuses[steps[task]].state = "skipped"
@@ -155,6 +177,5 @@ def plan_schedule(
 
 
 def _has_outputs(plan: SpecPlan, task: str) -> bool:
-    definitions = plan.tasks[task].component.output_definitions
-    return bool(definitions.parameters or definitions.artifacts)
+    return bool(plan.tasks[task].output_ports)
 
