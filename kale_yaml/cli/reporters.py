@@ -49,7 +49,7 @@ def report(diagnostics: Sequence[Diagnostic], output_format: str) -> None:
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     for d in diagnostics:
-        colour = "red" if d.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(d.severity, "cyan")
         console.print(f"[{colour}]{d.severity}[/{colour}]: {escape(str(d))}")
 
 
@@ -70,7 +70,7 @@ def json_row(d: Diagnostic) -> dict[str, Any]:
 def github_command(d: Diagnostic) -> str:
     """A GitHub Actions workflow command; its properties and message have their own escaping. The code is
     the annotation's title."""
-    kind = "error" if d.severity == "error" else "warning"
+    kind = {"error": "error", "warning": "warning"}.get(d.severity, "notice")
     props = [f"file={_gh_property(d.file)}"]
     if d.line is not None and d.cell is None:
         props.append(f"line={d.line}")

@@ -12,10 +12,8 @@ component of the local variant that runs in the pipeline's own order (KALE_YAML_
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import datetime
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -35,6 +33,7 @@ from kale_yaml.render.view import PipelineView, pipeline_view
 from kale_yaml.resolve.cluster import CLUSTER_ONLY
 from kale_yaml.resolve.parameters import KfpValue, parse_params, pipeline_arguments
 from kale_yaml.run import local_volumes
+from kale_yaml.run.environment import missing_packages
 from kale_yaml.run.local_steps import (
     EventFollower,
     RunInterrupted,
@@ -67,26 +66,6 @@ class RunOptions:
     params: dict[str, str] = field(default_factory=dict)
     use_cache: bool = True
     on_update: Callable[[StepStatus], None] | None = None
-
-
-def missing_packages(pipeline: Pipeline) -> list[str]:
-    """Distributions the sidecar lists and modules the cells import that this environment lacks."""
-    missing: set[str] = set()
-    for step in pipeline.steps:
-        for requirement in step.config.packages:
-            name = re.split(r"[\s<>=!~;\[]", requirement.strip(), maxsplit=1)[0]
-            try:
-                importlib.metadata.distribution(name)
-            except importlib.metadata.PackageNotFoundError:
-                missing.add(f"{name} (listed in packages)")
-    sources = [source for _, source in pipeline.prelude_sources]
-    sources += [source for step in pipeline.steps for _, source in step.sources]
-    for module in sorted({m for source in sources for m in imported_modules(source)}):
-        if module in sys.stdlib_module_names or module == "__future__":
-            continue
-        if importlib.util.find_spec(module) is None:
-            missing.add(f"{module} (imported by the notebook)")
-    return sorted(missing)
 
 
 def ignored_settings(pipeline: Pipeline) -> list[str]:
@@ -286,21 +265,6 @@ def _missing_output(processes: StepProcesses, error: str, log_name: str) -> Diag
         " (an entry of kfp's cache from an older kale-yaml?); run again with --no-cache"
     )
     return ky.MISSING_OUTPUT.at(log_name, message)
-
-
-def imported_modules(source: str) -> set[str]:
-    """Top-level modules a cell's code imports (absolute imports only)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
 
 
 def _strip_ansi(text: str) -> str:
