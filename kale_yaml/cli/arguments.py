@@ -99,6 +99,13 @@ def _review(sub: Commands) -> None:
     cells.add_argument(
         "path", nargs="?", metavar="PATH|NOTEBOOK", help="a sidecar, a folder holding one, or a notebook"
     )
+    packages = sub.add_parser(
+        "packages", help="list what each step installs and carries: import, distribution, version, source"
+    )
+    packages.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)
+    packages.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (a table, default) or json (a list)"
+    )
     graph = sub.add_parser("graph", help="show the steps, the edges and the variables on each edge")
     graph.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)
     graph.add_argument(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import rich.table
 
     from kale_yaml.authoring.cell_table import CellsView
+    from kale_yaml.plan.environment import PackageRow
     from kale_yaml.run.local import RunResult
     from kale_yaml.run.local_steps import StepStatus
 
@@ -124,6 +125,30 @@ def metrics_table(metrics: dict[str, float]) -> rich.table.Table:
     table.add_column("value", justify="right")
     for name, value in metrics.items():
         table.add_row(escape(name), f"{value:.6g}")
+    return table
+
+
+# -- packages ------------------------------------------------------------------------------------------------
+PACKAGE_COLUMNS = ("step", "import", "distribution", "version", "source")
+
+
+def package_fields(row: PackageRow) -> tuple[str, str, str, str, str]:
+    """A row of `kale-yaml packages` as its columns show it ("-" where there is nothing)."""
+    return row.step, row.module or "-", row.distribution, row.version or "-", row.source
+
+
+def packages_table(rows: Sequence[PackageRow]) -> rich.table.Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in PACKAGE_COLUMNS:
+        table.add_column(column, no_wrap=column != "distribution")
+    colours = {"missing": "red", "auto": "green", "local": "cyan", "runtime": "dim"}
+    for row in rows:
+        *cells, source = (escape(text) for text in package_fields(row))
+        colour = colours.get(row.source)
+        table.add_row(*cells, f"[{colour}]{source}[/{colour}]" if colour else source)
     return table
 
 

@@ -30,7 +30,7 @@ from kale_yaml.plan.installed import (
     is_standard,
     requirement_name,
 )
-from kale_yaml.plan.shipping import SHIP_LIMIT, VOLUMES_HINT, LocalModule, Shipping
+from kale_yaml.plan.shipping import SHIP_LIMIT, VOLUMES_HINT, LocalModule, Shipping, kib
 from kale_yaml.resolve.where import Where
 from kale_yaml.suggest import did_you_mean
 
@@ -142,6 +142,7 @@ class _Resolver:
             size = sum(file.size for file in module.files)
             rows.append(PackageRow(step.name, module.name, module.shown, f"{size} bytes", "local"))
         files = self.shipping.files(config.needs.files)
+        rows += [PackageRow(step.name, "", file.path, f"{file.size} bytes", "file") for file in files]
         environment = StepEnvironment(
             install=tuple(dict.fromkeys([*runtime, *config.packages, *pinned.values()])),
             rows=tuple(rows),
@@ -203,10 +204,10 @@ class _Resolver:
 
     def too_large(self, step: PlannedStep, environment: StepEnvironment) -> None:
         largest = sorted(environment.shipped, key=lambda item: -item.size)[:3]
-        named = ", ".join(f"{item.path} ({_kib(item.size)})" for item in largest)
+        named = ", ".join(f"{item.path} ({kib(item.size)})" for item in largest)
         message = (
-            f"step '{step.name}' carries {_kib(environment.shipped_size)} of local modules and files"
-            f" ({named}); a step carries at most {_kib(SHIP_LIMIT)} in its code: {VOLUMES_HINT}"
+            f"step '{step.name}' carries {kib(environment.shipped_size)} of local modules and files"
+            f" ({named}); a step carries at most {kib(SHIP_LIMIT)} in its code: {VOLUMES_HINT}"
         )
         where = step.config.where.child("files") if step.config.needs.files else step.config.where
         self.errors.add(where.at(ky.SHIPPED_TOO_LARGE, message))
@@ -242,7 +243,3 @@ def _first_of_each(imports: Iterable[Import]) -> list[Import]:
         if item.top not in chosen or (chosen[item.top].optional and not item.optional):
             chosen[item.top] = item
     return list(chosen.values())
-
-
-def _kib(size: int) -> str:
-    return f"{size / 1024:.1f} KiB"

@@ -10,10 +10,11 @@ its whole program must fit one argument of its container's command (render/limit
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from kale_yaml import diagnostics as ky
@@ -95,7 +96,7 @@ class Shipping:
             if relative is None:
                 self.errors.add(entry.where.at(ky.FILE_OUTSIDE_FOLDER, problem))
                 continue
-            content = self._read(self.folder / relative, partial(entry.where.at, ky.UNREADABLE_SHIPPED))
+            content = self._read(self.folder / relative, entry.where.at)
             if content is not None:
                 shipped.append(Shipped(relative, content, module=False))
         return shipped
@@ -114,7 +115,7 @@ class Shipping:
         files: list[Shipped] = []
         imports: list[Import] = []
         for path in paths:
-            content = self._read(path, partial(self.locate, ky.UNREADABLE_SHIPPED, found))
+            content = self._read(path, lambda kind, message: self.locate(kind, found, message))
             if content is None:
                 return None
             relative = path.relative_to(self.folder).as_posix()
@@ -123,7 +124,7 @@ class Shipping:
             imports += code_imports(source, file=display_path(path))
         return LocalModule(found.top, shown, tuple(files), tuple(imports))
 
-    def _read(self, path: Path, problem: Callable[[str], Diagnostic]) -> bytes | None:
+    def _read(self, path: Path, problem: Callable[[Kind, str], Diagnostic]) -> bytes | None:
         shown = display_path(path)
         try:
             inside = path.resolve().is_relative_to(self.root)
@@ -131,14 +132,29 @@ class Shipping:
             inside = False
         if not inside:
             message = f"{shown} leads outside the sidecar's folder; kale-yaml ships only files in it"
-            self.errors.add(problem(message))
+            self.errors.add(problem(ky.FILE_OUTSIDE_FOLDER, message))
+            return None
+        try:
+            size = path.stat().st_size
+        except (OSError, ValueError):
+            size = 0  # the reader says what is wrong with it
+        if size > SHIP_LIMIT:
+            message = (
+                f"{shown} is {kib(size)}; a step carries at most {kib(SHIP_LIMIT)} of local modules and files"
+                f" in its code: {VOLUMES_HINT}"
+            )
+            self.errors.add(problem(ky.SHIPPED_TOO_LARGE, message))
             return None
         try:
             return read_input_file(path, SHIP_LIMIT, "files to ship with a step")
         except UnreadableFile as exc:
-            hint = f"; {VOLUMES_HINT}" if "at most" in exc.reason else ""
-            self.errors.add(problem(f"cannot ship {shown}: {exc.reason}{hint}"))
+            self.errors.add(problem(ky.UNREADABLE_SHIPPED, f"cannot ship {shown}: {exc.reason}"))
             return None
+
+
+def kib(size: int) -> str:
+    """Rounded up, so that a size just over a limit never reads as the limit."""
+    return f"{math.ceil(size * 10 / 1024) / 10:.1f} KiB"
 
 
 def _landing(written: str) -> tuple[str, str | None]:
