@@ -50,6 +50,9 @@ def _validate(sub: Commands) -> None:
         default="text",
         help="how to report problems: text (default), json (a list, with codes), or github (annotations)",
     )
+    validate.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, e.g. an import no package provides"
+    )
 
 
 def _build(sub: Commands) -> None:

@@ -43,7 +43,8 @@ def validate(args: argparse.Namespace) -> int:
         checked.append((api.display_path(project.sidecar), project))
         problems.extend(project.warnings)
     report(problems, args.format)
-    failed = any(d.severity == "error" for d in problems)
+    failing = ("error", "warning") if args.strict else ("error",)
+    failed = any(d.severity in failing for d in problems)
     if args.format == "text":
         for name, project in checked:
             steps = len(project.config.steps)

@@ -125,7 +125,8 @@ class Shipping:
         return LocalModule(found.top, shown, tuple(files), tuple(imports))
 
     def _read(self, path: Path, problem: Callable[[Kind, str], Diagnostic]) -> bytes | None:
-        shown = display_path(path)
+        # As the sidecar and the cells name it: relative to the notebook's folder.
+        shown = path.relative_to(self.folder).as_posix() if path.is_relative_to(self.folder) else str(path)
         try:
             inside = path.resolve().is_relative_to(self.root)
         except (OSError, RuntimeError, ValueError):

@@ -23,7 +23,7 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
             try:
                 importlib.metadata.distribution(name)
             except importlib.metadata.PackageNotFoundError:
-                needed.setdefault(f"{name} (listed in packages", []).append(step.name)
+                needed.setdefault(f"{name} (listed in packages of", []).append(step.name)
         environment = pipeline.environments.steps.get(step.name)
         carried = set(environment.local_modules if environment else ())
         own = [i for number, source in step.sources for i in code_imports(source, number)]
