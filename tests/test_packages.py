@@ -97,7 +97,7 @@ def test_a_local_module_travels_with_the_step_that_imports_it(
     assert set(Path(tempfile.gettempdir()).glob("kale-yaml-step-*")) == scratch  # removed after the step
     monkeypatch.syspath_prepend(str(away))  # this test's process needs helpers to read a helpers.Box back
     (box_path,) = (result.run_dir / "artifacts").glob("*/count-step/out_box")
-    box = marshal.load_value(str(box_path))
+    box: Any = marshal.load_value(str(box_path))
     assert type(box).__module__ == "helpers" and box.value == 6
 
 

@@ -272,7 +272,8 @@ def test_missing_packages_are_named_before_any_step_runs(copy_case: CopyCase) ->
     sidecar.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(KaleYamlError) as caught:
         run_local(api.validate(folder), RunOptions())
-    assert "surely-not-installed-kale-pkg (listed in packages of steps 'first', 'second')" in str(caught.value)
+    needed = "surely-not-installed-kale-pkg (listed in packages of steps 'first', 'second')"
+    assert needed in str(caught.value)
     assert not (folder / ".kale" / "runs").exists()
 
 

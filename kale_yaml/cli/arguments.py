@@ -51,7 +51,9 @@ def _validate(sub: Commands) -> None:
         help="how to report problems: text (default), json (a list, with codes), or github (annotations)",
     )
     validate.add_argument(
-        "--strict", action="store_true", help="fail (exit 1) on warnings too, e.g. an import no package provides"
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on warnings too, e.g. an import no package provides",
     )
 
 
