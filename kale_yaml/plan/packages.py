@@ -20,7 +20,6 @@ from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.imports import Import, code_imports
 from kale_yaml.diagnostics import Kind
 from kale_yaml.errors import Collector, Diagnostic, PlanError
-from kale_yaml.load.document import KeyPath
 from kale_yaml.plan.dag import Pipeline, PlannedStep
 from kale_yaml.plan.environment import Environments, PackageRow, StepEnvironment
 from kale_yaml.plan.installed import (
@@ -214,7 +213,7 @@ class _Resolver:
 
     def unused(self, result: Mapping[str, StepEnvironment]) -> list[Diagnostic]:
         """A note for each listed package whose modules no step that lists it imports."""
-        users: dict[KeyPath, tuple[str, Where, list[bool]]] = {}
+        users: dict[str, tuple[str, Where, list[bool]]] = {}  # by key path: `pipeline.packages[1]`
         for step in self.pipeline.config.steps:
             rows = result[step.name].rows
             imported = {requirement_name(r.distribution) for r in rows if r.module and r.source == "sidecar"}
@@ -223,7 +222,7 @@ class _Resolver:
                     continue  # the step runtime imports it
                 if not self.installed.top_modules(requirement_name(text)):
                     continue  # not installed here: which modules it provides is unknown
-                entry = users.setdefault(where.path, (text, where, []))
+                entry = users.setdefault(where.key, (text, where, []))
                 entry[2].append(requirement_name(text) in imported)
         return [
             where.at(
