@@ -3,21 +3,28 @@ with the step, `validate`'s warnings and notes, `kale-yaml packages`, and a loca
 
 from __future__ import annotations
 
+import ast
+import base64
 import importlib.metadata
 import json
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kale_yaml import api
 from kale_yaml.cli.main import main
 from kale_yaml.errors import KaleYamlError
 from kale_yaml.plan.installed import Installed
+from kale_yaml.plan.shipping import Shipped
+from kale_yaml.render.view import shipped_literal as view_shipped
 from kale_yaml.run.environment import missing_packages
 from kale_yaml.run.local import RunOptions, run_local
 from kale_yaml.runtime import marshal
@@ -223,3 +230,43 @@ def test_a_large_file_is_refused_pointing_at_volumes(copy_case: CopyCase) -> Non
         "labels.txt is 97.7 KiB; a step carries at most 64.0 KiB of local modules and files in its code: put"
         " large files on a volume (volumes:) and read them from its mount path"
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8"))))
+def test_any_shipped_content_is_written_back_byte_for_byte(content: bytes) -> None:
+    """Whatever a file holds, the literal in the generated code gives the runtime its exact bytes back."""
+    item = Shipped("data/x.bin", content, module=False)
+    path, encoding, literal = view_shipped(item)
+    text = ast.literal_eval(literal)
+    assert (path, encoding) == ("data/x.bin", item.encoding)
+    written = base64.b64decode(text) if encoding == "base64" else text.encode("utf-8")
+    assert written == content
+
+
+def test_the_runtime_puts_shipped_files_in_a_private_folder_and_removes_it(tmp_path: Path) -> None:
+    from kale_yaml.runtime.shipped import shipped_folder
+
+    before, path = Path.cwd(), list(sys.path)
+    blob = base64.b64encode(b"\0\1").decode()
+    shipped = [("pkg/mod.py", "text", "VALUE = 1\n"), ("blob.bin", "base64", blob)]
+    with shipped_folder(shipped, workdir=True):
+        folder = Path.cwd()
+        assert folder != before and sys.path[0] == str(folder)
+        assert (folder / "pkg" / "mod.py").read_text() == "VALUE = 1\n"
+        assert Path("blob.bin").read_bytes() == b"\0\1"
+    assert Path.cwd() == before and sys.path == path and not folder.exists()
+
+
+def test_a_step_too_large_for_its_command_names_what_it_carries(copy_case: CopyCase) -> None:
+    folder = copy_case(CASE)
+    (folder / "labels.txt").write_text("word " * 12_800, encoding="utf-8")  # 62.5 KiB: within the limit
+    notebook = folder / "nb.ipynb"
+    data = json.loads(notebook.read_text(encoding="utf-8"))
+    data["cells"][4]["source"] += "\n# " + "x" * 40_000  # cell 5, the count step's
+    notebook.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(KaleYamlError) as caught:
+        api.build(folder)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "KY705" and problem.key == "steps[2].cells"
+    assert "62.8 KiB of it the local modules and files it carries" in problem.message

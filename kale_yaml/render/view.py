@@ -214,7 +214,7 @@ def _step(
         after=after,
         docstring=f"Step '{step.name}': {config.notebook_name} {cells_phrase(step.config.cells)}.",
         packages=environment.install if environment else _packages(step.config.packages),
-        shipped=tuple(_shipped(item) for item in (environment.shipped if environment else ())),
+        shipped=tuple(shipped_literal(item) for item in (environment.shipped if environment else ())),
         workdir=environment.workdir if environment else False,
         cache=step.config.cache and not volumes.uncached(step.name),
         calls=(*cluster_calls(step.config.cluster), *mounts),
@@ -227,7 +227,7 @@ def _parameter_port(port: str, variable: str, type_name: str) -> Port:
     return Port(port, variable, kfp_type(type_name), received=received(type_name, port))
 
 
-def _shipped(item: Shipped) -> tuple[str, str, str]:
+def shipped_literal(item: Shipped) -> tuple[str, str, str]:
     """(path, encoding, content as a literal): text stays readable in the generated code."""
     text = pyliteral.block(item.text) if item.encoding == "text" else pyliteral.literal(item.text)
     return item.path, item.encoding, text
