@@ -133,11 +133,11 @@ def test_explicit_packages_warn_about_an_unlisted_import_at_its_cell(copy_case: 
     jinja = found[("KY511", 4, 1)]
     assert jinja.severity == "warning"
     assert jinja.message == (
-        "'jinja2' is imported here, but the packages of step 'render' do not provide it and neither do its"
-        f' image_packages: add "{installed("Jinja2")}" to packages (or packages: auto), or it fails on the'
-        " cluster with ModuleNotFoundError"
+        "'jinja2' is imported here, but neither the packages nor the image_packages of step 'render' provide"
+        f' it: add "{installed("Jinja2")}" to packages (or use packages: auto), or it fails on the cluster'
+        " with ModuleNotFoundError"
     )
-    assert found[("KY511", 6, 8)].message.startswith("'numpy' is imported here, but the packages of step")
+    assert found[("KY511", 6, 8)].message.startswith("'numpy' is imported here, but neither the packages")
     unused = [d for d in project.warnings if d.code == "KY512"]
     assert [(d.severity, d.key) for d in unused] == [("note", "pipeline.packages[1]")]
     assert main(["validate", str(folder)]) == 0

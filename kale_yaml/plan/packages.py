@@ -180,9 +180,9 @@ class _Resolver:
         hint = did_you_mean(item.top, self.installed.modules())
         message = (
             f"'{item.module}' is imported here, but no distribution installed where kale-yaml runs provides"
-            f" it, so packages: auto cannot pin it (step '{step.name}'){hint}: install it here (pip install"
-            f" {guess}), list it in packages (e.g. \"{guess}\"), or name it in image_packages when the image"
-            " has it"
+            f" it, so packages: auto cannot pin it (step '{step.name}'): install it here"
+            f' (pip install {guess}), list it in packages (e.g. "{guess}"), or name it in image_packages when'
+            f" the image has it{hint}"
         )
         self.errors.add(self.locate(ky.UNKNOWN_MODULE, item, message))
 
@@ -195,9 +195,9 @@ class _Resolver:
     def unlisted_warning(self, item: Import, steps: list[str], line: str) -> Diagnostic:
         who = f"step '{steps[0]}'" if len(steps) == 1 else "steps " + ", ".join(f"'{s}'" for s in steps)
         message = (
-            f"'{item.module}' is imported here, but the packages of {who} do not provide it and neither do"
-            f' its image_packages: add "{line}" to packages (or packages: auto), or it fails on the cluster'
-            " with ModuleNotFoundError"
+            f"'{item.module}' is imported here, but neither the packages nor the image_packages of {who}"
+            f' provide it: add "{line}" to packages (or use packages: auto), or it fails on the cluster with'
+            " ModuleNotFoundError"
         )
         return self.locate(ky.UNLISTED_IMPORT, item, message)
 
