@@ -284,6 +284,47 @@ CASES = {
         """),
         ("code", "final = count"),
     ),
+    "packages_auto": numbered(
+        ("md", "# Steps importing different libraries, a module and a package beside the notebook, a file"),
+        ("code", "import json"),
+        ("code", """
+            import yaml
+
+            config = yaml.safe_load("sizes: [3, 1, 2]")
+            sizes = config["sizes"]
+        """),
+        ("code", """
+            from jinja2 import Template
+
+            line = Template("{{ n }} items").render(n=len(sizes))
+        """),
+        ("code", """
+            import helpers
+            from textkit.words import shout
+
+            with open("labels.txt", encoding="utf-8") as handle:
+                labels = handle.read().split()
+            total = helpers.total(sizes)
+            loud = shout(labels[0])
+            box = helpers.Box(total)
+        """),
+        ("code", """
+            try:
+                import surely_not_installed_kale_module
+            except ImportError:
+                surely_not_installed_kale_module = None
+
+
+            def mean_of(values):
+                import numpy
+
+                return float(numpy.mean(values))
+
+
+            mean = mean_of(sizes)
+            summary = json.dumps({"mean": mean, "box": box.value})
+        """),
+    ),
     "time_magic": numbered(
         ("md", "# IPython magics: line magics are left out, `%%time` runs its body"),
         ("code", """

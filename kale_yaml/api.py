@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from kale_yaml.errors import ClusterError, Diagnostic, KaleYamlError
 from kale_yaml.load.inputs import load_inputs
 from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR, display_path, find_sidecar
 from kale_yaml.plan.dag import plan
+from kale_yaml.plan.packages import environments
 from kale_yaml.plan.project import Project
 from kale_yaml.resolve.cluster import cluster_problems
 from kale_yaml.resolve.config import resolve
@@ -56,6 +58,8 @@ def validate(path: Path | str | None = None) -> Project:
     problems = [*volume_problems(config), *cluster_problems(config)]
     if problems:
         raise ClusterError(problems)
+    # What each step installs and carries: reads the installed distributions and the notebook's folder.
+    pipeline = dataclasses.replace(pipeline, environments=environments(pipeline, inputs.sidecar))
     return Project(sidecar=inputs.sidecar, pipeline=pipeline)
 
 

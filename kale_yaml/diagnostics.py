@@ -170,6 +170,22 @@ LEFT_OUT = _kind("KY409", "left-out", "an IPython line (magic, shell) left out o
 # -- KY5xx: the plan ----------------------------------------------------------------------------------------
 CYCLE = _kind("KY501", "cycle", "`after:` closes a cycle of steps")
 UNKNOWN_METRIC = _kind("KY502", "unknown-metric", "a metric that is no variable of the metrics step")
+UNKNOWN_MODULE = _kind(
+    "KY510", "unknown-module", "`packages: auto` finds no installed distribution for an imported module"
+)
+UNLISTED_IMPORT = _kind(
+    "KY511", "unlisted-import", "a step imports a module its explicit packages do not provide", "warning"
+)
+UNUSED_PACKAGE = _kind("KY512", "unused-package", "a listed package no cell of its steps imports", "note")
+FILE_OUTSIDE_FOLDER = _kind(
+    "KY513", "file-outside-folder", "a `files:` path or local module that leaves the sidecar's folder"
+)
+UNREADABLE_SHIPPED = _kind(
+    "KY514", "unreadable-shipped", "a `files:` entry or local module that cannot be read"
+)
+SHIPPED_TOO_LARGE = _kind(
+    "KY515", "shipped-too-large", "a step's local modules and files are too large to carry in its code"
+)
 
 # -- KY6xx: cluster settings and volumes --------------------------------------------------------------------
 ZERO_AMOUNT = _kind("KY601", "zero-amount", "a CPU, memory or storage amount that is not more than 0")

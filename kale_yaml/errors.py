@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Self
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True, order=True)
@@ -109,7 +109,7 @@ class Collector:
     warnings: list[Diagnostic] = field(default_factory=list)
 
     def add(self, diagnostic: Diagnostic) -> None:
-        if diagnostic.severity == "warning":
+        if diagnostic.severity != "error":  # warnings and notes
             self.warnings.append(diagnostic)
         else:
             self.errors.append(diagnostic)

@@ -29,9 +29,20 @@ def _ids(paths: list[Path]) -> list[str]:
     return [p.name for p in paths]
 
 
-def reviewable(source: str) -> str:
-    """Generated code with the runtime function (the same in every pipeline, tested apart) folded away."""
-    return source.replace(runtime_function().source, RUNTIME_PLACEHOLDER)
+def reviewable(source: str, project: api.Project | None = None) -> str:
+    """Generated code with the runtime function (the same in every pipeline, tested apart) folded away, and
+    the versions `packages: auto` pins (those installed here, tested in test_packages.py) as `<installed>`."""
+    source = source.replace(runtime_function().source, RUNTIME_PLACEHOLDER)
+    pins = {
+        requirement
+        for environment in (project.environments.steps.values() if project else ())
+        for requirement in environment.install
+        if "==" in requirement
+    }
+    for requirement in sorted(pins):
+        name = requirement.partition("==")[0]
+        source = source.replace(repr(requirement), repr(f"{name}==<installed>"))
+    return source
 
 
 @pytest.mark.parametrize("folder", VALID + EXAMPLES, ids=_ids(VALID + EXAMPLES))
@@ -39,7 +50,7 @@ def test_valid_case_generates_snapshot_code(folder: Path, code_snapshot: Snapsho
     project = api.validate(folder)
     source = api.generate(project)
     ast.parse(source)
-    assert reviewable(source) == code_snapshot
+    assert reviewable(source, project) == code_snapshot
 
 
 @pytest.mark.parametrize("folder", INVALID, ids=_ids(INVALID))

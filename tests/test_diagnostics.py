@@ -55,6 +55,8 @@ EXPECTED_CODES = {
     "ownership_overlapping_steps": {"KY330"},
     "ownership_prelude_and_step": {"KY330"},
     "ownership_unowned_cell": {"KY331"},
+    "packages_file_outside_folder": {"KY513", "KY514"},
+    "packages_unknown_module": {"KY510"},
     "params_annotation_disagrees": {"KY355"},
     "params_dict_int_key": {"KY354"},
     "params_float_overflow": {"KY354"},
@@ -82,7 +84,7 @@ EXPECTED_CODES = {
     "schema_unknown_key_typo": {"KY201"},
     "schema_unsupported_version": {"KY207"},
     "schema_volume_claim_and_create": {"KY207"},
-    "schema_wrong_type": {"KY203"},
+    "schema_wrong_type": {"KY207"},  # `packages: pandas`: neither auto nor a list
     "selector_all_skipped": {"KY322"},
     "selector_ambiguous_heading": {"KY318"},
     "selector_backwards_range": {"KY313"},

@@ -234,7 +234,7 @@ def test_metadata_that_cannot_be_mapped_is_a_warning(tmp_path: Path) -> None:
     }
     path = kale_notebook(tmp_path, [("code", "a = 1", ["step:only"])], kale)
     result, data = run_import(path)
-    assert data["pipeline"] == {"name": "my-pipeline", "image": "python:3.12"}
+    assert data["pipeline"] == {"name": "my-pipeline", "image": "python:3.12", "packages": "auto"}
     assert data["volumes"] == [
         {"name": "w", "mount": "/w", "create": {"size": "2Gi", "access_modes": ["ReadWriteOnce"]}}
     ]

@@ -178,10 +178,15 @@ def step_outputs(result: RunResult) -> dict[str, dict[str, Path]]:
     ids=[f"{f.name}{'-override' if p else ''}" for f, p in RUNS],
 )
 def test_run_computes_what_the_notebook_computes(
-    folder: Path, params: dict[str, str], copy_case: CopyCase, tmp_path: Path
+    folder: Path, params: dict[str, str], copy_case: CopyCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work = copy_case(folder)
     project = api.validate(work)
+    carried = {m for e in project.environments.steps.values() for m in e.local_modules}
+    if carried:  # values of the notebook's own modules' classes: this process reads them back too
+        monkeypatch.syspath_prepend(str(work))
+        for name in [m for m in sys.modules if m.split(".")[0] in carried]:
+            monkeypatch.delitem(sys.modules, name)
     from kale_yaml.resolve.parameters import parse_params
 
     typed = parse_params(project.config.parameters, params)
@@ -289,7 +294,8 @@ def test_missing_packages_are_named_before_any_step_runs(copy_case: CopyCase) ->
     sidecar.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(KaleYamlError) as caught:
         run_local(api.validate(folder), RunOptions())
-    assert "surely-not-installed-kale-pkg (listed in packages)" in str(caught.value)
+    needed = "surely-not-installed-kale-pkg (listed in packages of steps 'first', 'second')"
+    assert needed in str(caught.value)
     assert not (folder / ".kale" / "runs").exists()
 
 

@@ -41,7 +41,9 @@ pipeline:
   description: Trains two models
   experiment: wine
   image: python:3.11-slim
-  packages: [pandas, scikit-learn>=1.4]
+  packages: [auto, pandas, scikit-learn>=1.4]
+  image_packages: [numpy]
+  files: [config.json, data/labels.csv]
   cache: true
   resources: {cpu: 500m, memory: 2Gi, gpu: 1, gpu_type: nvidia.com/gpu, cpu_limit: 1, memory_limit: 4Gi}
   retries: 1
@@ -67,6 +69,8 @@ steps:
     after: [load]
     image: python:3.11
     packages: [xgboost]
+    image_packages: [torch]
+    files: [weights.txt]
     cache: false
     resources: {cpu: "2", memory: 4Gi, gpu: 1, gpu_type: nvidia.com/gpu}
     retries: 2

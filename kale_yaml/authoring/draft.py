@@ -313,13 +313,12 @@ def _render(
     if title:
         lines.append(commented(f"  description: {scalar(title)}", "from the notebook's title"))
     lines.append(commented(f"  image: {DEFAULT_IMAGE}", "the image steps run in on a cluster"))
+    # auto: each step gets exactly what its cells import, pinned to what the notebook ran with here; the
+    # guessed list stays as a comment for a sidecar that prefers to name its packages.
+    lines.append(commented("  packages: auto", "each step installs what its cells import, pinned"))
     packages = imported_packages(notebook)
     if packages:
-        lines.append(
-            commented(
-                f"  # packages: {flow(packages)}", "pip packages for the cluster, guessed from the imports"
-            )
-        )
+        lines.append(commented(f"  # packages: {flow(packages)}", "or name them: guessed from the imports"))
     if parameters:
         lines.append(commented("parameters:", "values you can change per run without editing the notebook"))
         lines.append(

@@ -131,6 +131,8 @@ def pipeline_lines(kale: dict[str, Any], stem: str, warn: Warn) -> list[str]:
         lines.append(commented(f"  image: {scalar(str(image))}", "kubeflow_notebook.docker_image"))
     else:
         lines.append(commented(f"  # image: {DEFAULT_IMAGE}", "Kale used the notebook server's image"))
+    # Kale installed every import of the notebook in every step; auto gives each step its own, pinned.
+    lines.append(commented("  packages: auto", "each step installs what its cells import, pinned"))
     defaults = Settings()
     for tag in kale.get("steps_defaults") or []:
         if not isinstance(tag, str) or not apply_setting(tag, defaults, warn):

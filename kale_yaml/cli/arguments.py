@@ -51,6 +51,11 @@ def _validate(sub: Commands) -> None:
         default="text",
         help="how to report problems: text (default), json (a list, with codes), or github (annotations)",
     )
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on warnings too, e.g. an import no package provides",
+    )
 
 
 def _build(sub: Commands) -> None:
@@ -157,6 +162,13 @@ def _review(sub: Commands) -> None:
     cells = sub.add_parser("cells", help="list the notebook's cells: number, id, type, owner, first line")
     cells.add_argument(
         "path", nargs="?", metavar="PATH|NOTEBOOK", help="a sidecar, a folder holding one, or a notebook"
+    )
+    packages = sub.add_parser(
+        "packages", help="list what each step installs and carries: import, distribution, version, source"
+    )
+    packages.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)
+    packages.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (a table, default) or json (a list)"
     )
     graph = sub.add_parser("graph", help="show the steps, the edges and the variables on each edge")
     graph.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)

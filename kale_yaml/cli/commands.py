@@ -4,6 +4,7 @@ result through `reporters`. Each returns the exit status."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,8 @@ def validate(args: argparse.Namespace) -> int:
         checked.append((api.display_path(project.sidecar), project))
         problems.extend(project.warnings)
     report(problems, args.format)
-    failed = any(d.severity == "error" for d in problems)
+    failing = ("error", "warning") if args.strict else ("error",)
+    failed = any(d.severity in failing for d in problems)
     if args.format == "text":
         for name, project in checked:
             steps = len(project.config.steps)
@@ -204,6 +206,21 @@ def _run_here(args: argparse.Namespace, params: dict[str, str], console: rich.co
     return EXIT_OK
 
 
+def packages(args: argparse.Namespace) -> int:
+    from kale_yaml.cli.reporters import PACKAGE_COLUMNS, package_fields, packages_table
+
+    project = api.validate(args.path)
+    rows = [row for environment in project.environments.steps.values() for row in environment.rows]
+    if args.format == "json":
+        listed = [dict(zip(PACKAGE_COLUMNS, package_fields(row), strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(listed, indent=2) + "\n")
+        report(project.warnings, "text")
+        return EXIT_OK
+    report(project.warnings, "text")
+    Console(highlight=False).print(packages_table(rows))
+    return EXIT_OK
+
+
 def schema(args: argparse.Namespace) -> int:
     from kale_yaml.load.schema import schema_text
 
@@ -329,6 +346,7 @@ COMMANDS: dict[str, Command] = {
     "schema": schema,
     "cells": cells,
     "graph": graph,
+    "packages": packages,
     "init": init,
     "import-kale": import_kale,
 }

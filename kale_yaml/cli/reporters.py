@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import rich.table
 
     from kale_yaml.authoring.cell_table import CellsView
+    from kale_yaml.plan.environment import PackageRow
     from kale_yaml.run.local import RunResult
     from kale_yaml.run.local_steps import StepStatus
 
@@ -49,7 +50,7 @@ def report(diagnostics: Sequence[Diagnostic], output_format: str) -> None:
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     for d in diagnostics:
-        colour = "red" if d.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(d.severity, "cyan")
         console.print(f"[{colour}]{d.severity}[/{colour}]: {escape(str(d))}")
 
 
@@ -70,7 +71,7 @@ def json_row(d: Diagnostic) -> dict[str, Any]:
 def github_command(d: Diagnostic) -> str:
     """A GitHub Actions workflow command; its properties and message have their own escaping. The code is
     the annotation's title."""
-    kind = "error" if d.severity == "error" else "warning"
+    kind = {"error": "error", "warning": "warning"}.get(d.severity, "notice")
     props = [f"file={_gh_property(d.file)}"]
     if d.line is not None and d.cell is None:
         props.append(f"line={d.line}")
@@ -124,6 +125,30 @@ def metrics_table(metrics: dict[str, float]) -> rich.table.Table:
     table.add_column("value", justify="right")
     for name, value in metrics.items():
         table.add_row(escape(name), f"{value:.6g}")
+    return table
+
+
+# -- packages ------------------------------------------------------------------------------------------------
+PACKAGE_COLUMNS = ("step", "import", "distribution", "version", "source")
+
+
+def package_fields(row: PackageRow) -> tuple[str, str, str, str, str]:
+    """A row of `kale-yaml packages` as its columns show it ("-" where there is nothing)."""
+    return row.step, row.module or "-", row.distribution, row.version or "-", row.source
+
+
+def packages_table(rows: Sequence[PackageRow]) -> rich.table.Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in PACKAGE_COLUMNS:
+        table.add_column(column, no_wrap=column != "distribution")
+    colours = {"missing": "red", "auto": "green", "local": "cyan", "runtime": "dim"}
+    for row in rows:
+        *cells, source = (escape(text) for text in package_fields(row))
+        colour = colours.get(row.source)
+        table.add_row(*cells, f"[{colour}]{source}[/{colour}]" if colour else source)
     return table
 
 

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.steps import Analysis, StepFlow
 from kale_yaml.errors import Collector, Diagnostic, PlanError
+from kale_yaml.plan.environment import Environments
 from kale_yaml.resolve.model import Config, StepConfig
 from kale_yaml.suggest import did_you_mean
 
@@ -56,6 +57,8 @@ class Pipeline:
     edges: tuple[Edge, ...]
     prelude_sources: tuple[tuple[int, str], ...]
     warnings: tuple[Diagnostic, ...]
+    # What each step installs and carries (plan/packages.py): known once the notebook's folder is read.
+    environments: Environments = field(default_factory=Environments)
     steps_by_name: Mapping[str, PlannedStep] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kale_yaml.errors import Diagnostic
 from kale_yaml.plan.dag import Pipeline
+from kale_yaml.plan.environment import Environments
 from kale_yaml.resolve.model import Config
 
 
@@ -22,5 +23,9 @@ class Project:
         return self.pipeline.config
 
     @property
+    def environments(self) -> Environments:
+        return self.pipeline.environments
+
+    @property
     def warnings(self) -> tuple[Diagnostic, ...]:
-        return self.pipeline.warnings
+        return (*self.pipeline.warnings, *self.pipeline.environments.findings)

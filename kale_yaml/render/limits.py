@@ -56,6 +56,9 @@ def _step_problem(view: PipelineView, step: RenderedStep, size: int) -> Diagnost
     largest = f"{_kib(cell_size)} of it {whose} {number}"
     if whose == "prelude cell":
         largest += ", which every step carries"
+    carried = sum(len(content.encode("utf-8")) for _, _, content in step.shipped)
+    if carried > cell_size:  # the local modules and `files:` the step carries weigh most
+        largest = f"{_kib(carried)} of it the local modules and files it carries"
     message = (
         f"step '{name}' ({cells_phrase(cells)}) compiles to a {_kib(size)} command, {largest}; {_LIMIT}:"
         " split the step, or read large data from a file or volume"

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from kale_yaml.load.cells import cells_phrase
 from kale_yaml.names import unique_name
 from kale_yaml.plan.dag import Pipeline, PlannedStep
+from kale_yaml.plan.environment import StepEnvironment
 from kale_yaml.plan.project import Project
+from kale_yaml.plan.shipping import Shipped
 from kale_yaml.render import pyliteral
 from kale_yaml.render.calls import Call, cluster_calls, env_calls
 from kale_yaml.render.runtime_code import FUNCTION as RUNTIME_FUNCTION
@@ -77,6 +79,8 @@ class RenderedStep:
     after: tuple[str, ...]  # task variables to wait for beyond data edges
     docstring: str
     packages: tuple[str, ...]  # what the container installs: the runtime's dill, then the step's own
+    shipped: tuple[tuple[str, str, str], ...]  # (path, "text" | "base64", literal): modules and files
+    workdir: bool  # its cells run in the folder of its shipped files
     cache: bool
     calls: tuple[Call, ...]  # settings of the task: resources, env, secrets, volume mounts, ...
     local_calls: tuple[Call, ...]  # the settings a local run applies
@@ -113,7 +117,10 @@ def pipeline_view(project: Project) -> PipelineView:
     tasks = {step.name: unique_name(f"{step.name}_task", taken) for step in pipeline.steps}
     volumes = plan_volumes(pipeline, tasks, taken)
     ports = {step.name: _ports(step, pipeline) for step in pipeline.steps}
-    steps = tuple(_step(step, pipeline, tasks, ports, volumes) for step in pipeline.steps)
+    steps = tuple(
+        _step(step, pipeline, tasks, ports, volumes, project.environments.steps.get(step.name))
+        for step in pipeline.steps
+    )
     snapshots = volumes.before or volumes.after_run
     return PipelineView(
         pipeline=pipeline,
@@ -170,6 +177,7 @@ def _step(
     tasks: dict[str, str],
     ports: dict[str, Ports],
     volumes: VolumePlan,
+    environment: StepEnvironment | None,
 ) -> RenderedStep:
     config = pipeline.config
     own = ports[step.name]
@@ -205,7 +213,9 @@ def _step(
         arguments=tuple(arguments),
         after=after,
         docstring=f"Step '{step.name}': {config.notebook_name} {cells_phrase(step.config.cells)}.",
-        packages=_packages(step.config.packages),
+        packages=environment.install if environment else _packages(step.config.packages),
+        shipped=tuple(shipped_literal(item) for item in (environment.shipped if environment else ())),
+        workdir=environment.workdir if environment else False,
         cache=step.config.cache and not volumes.uncached(step.name),
         calls=(*cluster_calls(step.config.cluster), *mounts),
         local_calls=env_calls(step.config.cluster),
@@ -215,6 +225,12 @@ def _step(
 
 def _parameter_port(port: str, variable: str, type_name: str) -> Port:
     return Port(port, variable, kfp_type(type_name), received=received(type_name, port))
+
+
+def shipped_literal(item: Shipped) -> tuple[str, str, str]:
+    """(path, encoding, content as a literal): text stays readable in the generated code."""
+    text = pyliteral.block(item.text) if item.encoding == "text" else pyliteral.literal(item.text)
+    return item.path, item.encoding, text
 
 
 def _packages(wanted: Iterable[str]) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from kale_yaml.resolve.checks import (
 )
 from kale_yaml.resolve.cluster import DEFAULT_KEYS, STEP_KEYS, read_cluster
 from kale_yaml.resolve.model import Config, Metrics, StepConfig
+from kale_yaml.resolve.needs import read_packages
 from kale_yaml.resolve.ownership import Selection, StepCells, select_cells
 from kale_yaml.resolve.parameter_cells import RESERVED_PARAMETER_NAMES, read_parameters
 from kale_yaml.resolve.volumes import read_snapshots, read_volumes
@@ -112,6 +113,7 @@ def _step(
                 f"every code cell it selects ({listed}) is under 'skip'; the step would run nothing",
             )
         )
+    packages, needs = read_packages(raw, where, pipeline, defaults.where)
     return StepConfig(
         name=raw["name"],
         index=cells.index,
@@ -122,9 +124,10 @@ def _step(
         outputs=tuple(raw["outputs"]) if "outputs" in raw else None,
         image=raw.get("image") or defaults.image,
         # A step's packages add to the pipeline's: a step that needs xgboost still needs pandas.
-        packages=tuple(dict.fromkeys([*(pipeline.get("packages") or ()), *(raw.get("packages") or ())])),
+        packages=packages,
         cache=bool(raw.get("cache", pipeline.get("cache", True))),
         cluster=read_cluster(raw, where, pipeline, defaults.where),
         volumes=tuple(raw["volumes"]) if "volumes" in raw else None,
         cluster_keys=tuple(key for key in STEP_KEYS if key in raw),
+        needs=needs,
     )

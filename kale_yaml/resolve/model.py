@@ -76,6 +76,16 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What a step's code needs where it runs, as the sidecar says: `packages`, `image_packages`, `files`."""
+
+    auto: bool = False  # `packages: auto`, or `auto` in the list: the step's own imports are added, pinned
+    packages_at: tuple[Where, ...] = ()  # where each of StepConfig.packages is written
+    image_packages: tuple[str, ...] = ()  # distributions the step's image has
+    files: tuple[Setting[str], ...] = ()  # relative paths the cells open, the pipeline's then the step's
+
+
+@dataclass(frozen=True)
 class StepConfig:
     """A step as the sidecar describes it, with its cells resolved to numbers and its settings merged."""
 
@@ -87,11 +97,12 @@ class StepConfig:
     inputs: tuple[str, ...] | None  # explicit `inputs:` (added to what analysis finds)
     outputs: tuple[str, ...] | None  # explicit `outputs:`
     image: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # explicit pip requirements, the pipeline's then the step's (`auto` left out)
     cache: bool
     cluster: Cluster
     volumes: tuple[str, ...] | None  # the volumes it mounts, as written; None: every declared volume
     cluster_keys: tuple[str, ...]  # the cluster-only keys the step writes itself (not inherited)
+    needs: Needs = field(default_factory=Needs)
 
 
 @dataclass(frozen=True)

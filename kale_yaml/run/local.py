@@ -10,11 +10,7 @@ under .kale/snapshots/RUN/, made by a small component of the local variant that 
 
 from __future__ import annotations
 
-import ast
-import importlib.metadata
-import importlib.util
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -31,6 +27,7 @@ from kale_yaml.render.view import PipelineView, pipeline_view
 from kale_yaml.resolve.cluster import CLUSTER_ONLY
 from kale_yaml.resolve.parameters import parse_params, pipeline_arguments
 from kale_yaml.run import local_volumes
+from kale_yaml.run.environment import missing_packages
 from kale_yaml.run.kfp_runner import metrics_of, run_with_kfp, settle_cached
 from kale_yaml.run.local_steps import EventFollower, StepStatus
 from kale_yaml.run.run_folder import RunFolder, new_run_folder
@@ -66,26 +63,6 @@ class RunOptions:
     preload: bool = True
     from_step: str | None = None
     only_step: str | None = None
-
-
-def missing_packages(pipeline: Pipeline) -> list[str]:
-    """Distributions the sidecar lists and modules the cells import that this environment lacks."""
-    missing: set[str] = set()
-    for step in pipeline.steps:
-        for requirement in step.config.packages:
-            name = re.split(r"[\s<>=!~;\[]", requirement.strip(), maxsplit=1)[0]
-            try:
-                importlib.metadata.distribution(name)
-            except importlib.metadata.PackageNotFoundError:
-                missing.add(f"{name} (listed in packages)")
-    sources = [source for _, source in pipeline.prelude_sources]
-    sources += [source for step in pipeline.steps for _, source in step.sources]
-    for module in sorted({m for source in sources for m in imported_modules(source)}):
-        if module in sys.stdlib_module_names or module == "__future__":
-            continue
-        if importlib.util.find_spec(module) is None:
-            missing.add(f"{module} (imported by the notebook)")
-    return sorted(missing)
 
 
 def ignored_settings(pipeline: Pipeline) -> list[str]:
@@ -226,19 +203,4 @@ def _reports_in(folder: RunFolder, view: PipelineView) -> dict[str, Path]:
             continue
         for path in folder.artifacts.glob(f"*/{task_key(step.function)}/{port}"):
             found[step.step.name] = path
-    return found
-
-
-def imported_modules(source: str) -> set[str]:
-    """Top-level modules a cell's code imports (absolute imports only)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
     return found

@@ -12,6 +12,7 @@ from kale_yaml.runtime.events import Progress, reporting
 from kale_yaml.runtime.files import make_folders, open_file, parent_folder
 from kale_yaml.runtime.marshal import load_value, save_value
 from kale_yaml.runtime.pickling import pickling_session, remember_prelude
+from kale_yaml.runtime.shipped import shipped_folder
 
 # Taken when the runtime loads, as files.py takes its functions: a cell may patch the json module.
 _metrics_text = json.JSONEncoder(indent=2, sort_keys=True).encode
@@ -28,14 +29,24 @@ def run_step(
     metrics: Any = None,
     metric_names: Iterable[str] = (),
     prelude: int = 0,
+    shipped: Iterable[tuple[str, str, str]] = (),
+    workdir: bool = False,
 ) -> dict[str, object]:
     """Run cells in a fresh __main__ module holding parameters and inputs; log metrics; save outputs.
 
     The first `prelude` cells run before the inputs are loaded; the classes and functions they define travel
     by name, so every step (which runs the prelude too) shares one definition of each, as the notebook does.
+    `shipped` are the notebook folder's modules and files the step carries (shipped.py); with `workdir` the
+    cells run in the folder that holds them.
     """
     progress = Progress(step, notebook)
-    with reporting(progress), main_module() as namespace, pickling_session():
+    carried = list(shipped)
+    with (
+        reporting(progress),
+        shipped_folder(carried, workdir),
+        main_module() as namespace,
+        pickling_session(),
+    ):
         namespace.update(parameters)
         for number, source in cells[:prelude]:
             run_cell(progress, number, source, namespace)

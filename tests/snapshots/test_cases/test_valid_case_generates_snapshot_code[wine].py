@@ -11,7 +11,7 @@ def _kale_yaml_runtime():
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def load_data_step(
@@ -50,7 +50,7 @@ print(df["target"].value_counts().sort_index())'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def split_step(
@@ -98,7 +98,7 @@ X_test_s = scaler.transform(X_test)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def train_logreg_step(
@@ -137,7 +137,7 @@ logreg.fit(X_train_s, y_train)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def train_forest_step(
@@ -176,7 +176,7 @@ forest.fit(X_train_s, y_train)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill', 'pandas', 'scikit-learn'],
+    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def evaluate_step(
