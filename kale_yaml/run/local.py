@@ -35,6 +35,7 @@ from kale_yaml.render.view import PipelineView, pipeline_view
 from kale_yaml.resolve.cluster import CLUSTER_ONLY
 from kale_yaml.resolve.parameters import KfpValue, parse_params, pipeline_arguments
 from kale_yaml.run import local_volumes
+from kale_yaml.run.local_reports import find_reports, task_outputs
 from kale_yaml.run.local_steps import (
     EventFollower,
     RunInterrupted,
@@ -60,6 +61,7 @@ class RunResult:
     volumes: list[str] = field(default_factory=list)  # how each volume was mapped on this machine
     snapshots: list[Path] = field(default_factory=list)  # .kale/snapshots/RUN/STEP/VOLUME copies made
     interrupted: int | None = None  # the signal that stopped the run
+    reports: dict[str, Path] = field(default_factory=dict)  # step -> its HTML report, where one was written
 
 
 @dataclass
@@ -175,6 +177,7 @@ class _Ending:
     kfp_failure: str | None = None  # kfp.local's message for a task that failed
     missing_output: Diagnostic | None = None
     interrupted: int | None = None  # the signal that stopped the run
+    task_outputs: dict[str, Any] = field(default_factory=dict)  # kfp.local's outputs of each task done
 
 
 def _execute(
@@ -223,6 +226,11 @@ def _execute(
         volumes=volumes.notes,
         snapshots=local_volumes.snapshot_folders(folder.snapshots),
         interrupted=ending.interrupted,
+        reports=find_reports(
+            folder.run_dir / "artifacts",
+            ending.task_outputs,
+            {s.step.name: (s.function, s.report_port) for s in view.steps if s.report_port},
+        ),
     )
 
 
@@ -244,6 +252,7 @@ def _call(
             follower,
             _captured(folder.log),
             supervising(processes),
+            task_outputs() as ending.task_outputs,
         ):
             try:
                 ending.outputs = pipeline_func(**arguments)
