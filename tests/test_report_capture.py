@@ -1,4 +1,4 @@
-"""What a step shows is kept: each cell's prints, last value, displays, figures and error, in the step's report.
+"""What a step shows is kept: each cell's prints, last value, displays, figures and error, in its report.
 
 The runtime captures them per cell in nbformat's output model and writes one HTML page per step (its
 `dsl.Output[dsl.HTML]` artifact) holding a JSON record that `read_record` reads back.
@@ -44,7 +44,13 @@ def _step(tmp_path: Path, cells: list[tuple[int, str]], **extra: Any) -> dict[st
     report = tmp_path / "report.html"
     try:
         run_step(
-            step="s", notebook="nb.ipynb", cells=cells, parameters={}, inputs={}, outputs={}, report=str(report)
+            step="s",
+            notebook="nb.ipynb",
+            cells=cells,
+            parameters={},
+            inputs={},
+            outputs={},
+            report=str(report),
         )
     except CellError:
         if not extra.get("fails"):
@@ -100,7 +106,11 @@ def test_a_failing_cells_error_is_in_the_failed_steps_report(copy_case: CopyCase
     last = _outputs(record)[5]
     assert last[0]["text"] == "total 14\n"
     error = last[-1]
-    assert (error["output_type"], error["ename"], error["evalue"]) == ("error", "ZeroDivisionError", "division by zero")
+    assert (error["output_type"], error["ename"], error["evalue"]) == (
+        "error",
+        "ZeroDivisionError",
+        "division by zero",
+    )
     assert error["traceback"][-1] == "ZeroDivisionError: division by zero"
     assert any("<nb.ipynb cell 5>" in line for line in error["traceback"])
     assert _record(result.reports["table"])["status"] == "finished"
@@ -120,7 +130,9 @@ def test_report_false_leaves_the_port_out(copy_case: CopyCase) -> None:
 def test_report_must_be_a_boolean(copy_case: CopyCase) -> None:
     folder = copy_case(SHOWN)
     sidecar = folder / "pipeline.kale.yaml"
-    sidecar.write_text(sidecar.read_text(encoding="utf-8").replace("- name: plots", "- name: plots\n    report: 1"))
+    sidecar.write_text(
+        sidecar.read_text(encoding="utf-8").replace("- name: plots", "- name: plots\n    report: 1")
+    )
     with pytest.raises(KaleYamlError):
         api.validate(folder)
 
@@ -135,7 +147,11 @@ def test_the_report_port_name_avoids_a_parameter_of_that_name(copy_case: CopyCas
 
 def test_last_expression_display_and_trailing_semicolon(tmp_path: Path) -> None:
     cells = [
-        (1, "class Shown:\n    def _repr_html_(self):\n        return '<b>bold</b>'\n    def __repr__(self):\n        return 'Shown()'"),
+        (
+            1,
+            "class Shown:\n    def _repr_html_(self):\n        return '<b>bold</b>'\n"
+            "    def __repr__(self):\n        return 'Shown()'",
+        ),
         (2, "Shown()"),
         (3, "None"),
         (4, "41 + 1;"),
@@ -175,7 +191,9 @@ def test_a_cell_that_replaces_stdout_keeps_its_prints_and_the_next_cell_runs(tmp
     assert shown[3] == []
 
 
-def test_display_without_a_report_prints_instead_of_failing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_display_without_a_report_prints_instead_of_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_step(
         step="s", notebook="nb.ipynb", cells=[(1, "display('hi', 2)")], parameters={}, inputs={}, outputs={}
     )
@@ -239,7 +257,9 @@ def test_any_text_survives_the_records_round_trip(text: str, name: str) -> None:
         {"output_type": "stream", "name": "stdout", "text": text + "</script><!--"},
         {"output_type": "display_data", "data": {"text/html": f"<script>{text}</script>"}, "metadata": {}},
     ]
-    record = make_record(name, "nb.ipynb", "finished", [{"cell": 1, "execution_count": 1, "outputs": outputs}])
+    record = make_record(
+        name, "nb.ipynb", "finished", [{"cell": 1, "execution_count": 1, "outputs": outputs}]
+    )
     element = record_element(record)
     assert element.count("</script>") == 1 and element.count("<") == 2
     page = report_page(record, [(1, text)])

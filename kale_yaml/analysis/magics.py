@@ -2,11 +2,12 @@
 
 A pipeline step runs plain Python, so IPython-only lines are left out, each with a warning:
 - `%time STMT` keeps STMT (it runs in the notebook too) and leaves out the timing;
-- `%matplotlib inline` is what a step does anyway (it keeps each figure as PNG in its report): the line becomes
-  a `pass` saying so, without a warning;
-- any other line magic (`%matplotlib widget`, `%load_ext x`) or shell line (`!pip install x`) starting a logical line becomes
-  `pass  # kale-yaml: left out: <the line>` at the same indentation, so every other line keeps its number and
-  blocks stay valid (a trailing backslash continues the magic onto the next lines, left out too);
+- `%matplotlib inline` is what a step does anyway (it keeps each figure as PNG in its report): the line
+  becomes a `pass` saying so, without a warning;
+- any other line magic (`%matplotlib widget`, `%load_ext x`) or shell line (`!pip install x`) starting a
+  logical line becomes `pass  # kale-yaml: left out: <the line>` at the same indentation, so every other
+  line keeps its number and blocks stay valid (a trailing backslash continues the magic onto the next
+  lines, left out too);
 - `%%time` and `%%capture` as the cell's first line: that line is left out and the body runs at top level;
 - any other cell magic (`%%bash`, `%%writefile`, ...) raises `CellMagicError`: the caller decides whether it
   matters (a skipped cell never reaches this module).

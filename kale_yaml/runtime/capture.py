@@ -151,11 +151,15 @@ def _use_our_backend() -> None:
     _active[-1].switched = True
     try:
         # Our backend is Agg with another show(): its canvas and manager are Agg's.
-        agg, module = import_library("matplotlib.backends.backend_agg"), _sys.modules[_BACKEND]
+        agg, module = import_library("matplotlib.backends.backend_agg"), _backend_module()
         module.FigureCanvas, module.FigureManager = agg.FigureCanvas, agg.FigureManager
         pyplot.switch_backend(backend)
     except Exception:
         pass  # a backend matplotlib cannot leave: figures are still kept when the cell ends
+
+
+def _backend_module() -> Any:
+    return _sys.modules[_BACKEND]
 
 
 @contextlib.contextmanager
@@ -201,7 +205,7 @@ class _PyplotHook:
             return None
         self.finding = True
         try:
-            spec = _find_spec(name)
+            spec: Any = _find_spec(name)
         finally:
             self.finding = False
         if spec is None or spec.loader is None:

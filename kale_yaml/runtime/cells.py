@@ -58,7 +58,11 @@ def main_module() -> Iterator[dict[str, Any]]:
 
 
 def run_cell(
-    progress: Progress, number: int, source: str, namespace: dict[str, Any], capture: StepCapture | None = None
+    progress: Progress,
+    number: int,
+    source: str,
+    namespace: dict[str, Any],
+    capture: StepCapture | None = None,
 ) -> None:
     """Run one cell in namespace; a failure becomes a CellError whose traceback starts in the cell.
 

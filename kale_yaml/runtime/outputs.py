@@ -101,7 +101,9 @@ class CellOutputs:
         self.outputs.append({**kind, "data": data, "metadata": metadata})
 
     def error(self, name: str, value: str, traceback_lines: list[str]) -> None:
-        self.outputs.append({"output_type": "error", "ename": name, "evalue": value, "traceback": traceback_lines})
+        self.outputs.append(
+            {"output_type": "error", "ename": name, "evalue": value, "traceback": traceback_lines}
+        )
 
     def close(self) -> None:
         """The tails of the streams whose heads filled up, and a note of the values not kept."""

@@ -65,7 +65,8 @@ def report_page(record: dict[str, Any], sources: list[tuple[int, str]], *, title
         f"<title>{_escape(title)}: step {_escape(step)}</title>\n",
         record_element(record),
         f"\n<style>{_STYLE}</style>\n</head>\n<body>\n<header>\n",
-        f"<h1>Step <code>{_escape(step)}</code> <span class='status {_escape(status)}'>{_escape(status)}</span>",
+        f"<h1>Step <code>{_escape(step)}</code> ",
+        f"<span class='status {_escape(status)}'>{_escape(status)}</span>",
         f"</h1>\n<div>{_escape(notebook)}: {len(ran)} of {len(sources)} cells ran</div>\n</header>\n<main>\n",
     ]
     for number, source in sources:

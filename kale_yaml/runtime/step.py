@@ -68,7 +68,9 @@ def run_step(
 
 
 @contextlib.contextmanager
-def _shown(progress: Progress, path: str | None, cells: list[tuple[int, str]]) -> Iterator[StepCapture | None]:
+def _shown(
+    progress: Progress, path: str | None, cells: list[tuple[int, str]]
+) -> Iterator[StepCapture | None]:
     """What the cells show, captured when the step keeps a report (path), which is written when the step
     ends, finished or failed; a report that cannot be written is a warning, never the step's error."""
     capture = StepCapture() if path else None
