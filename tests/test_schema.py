@@ -43,6 +43,7 @@ pipeline:
   image: python:3.11-slim
   packages: [pandas, scikit-learn>=1.4]
   cache: true
+  report: true
   resources: {cpu: 500m, memory: 2Gi, gpu: 1, gpu_type: nvidia.com/gpu, cpu_limit: 1, memory_limit: 4Gi}
   retries: 1
   timeout: 2h
@@ -68,6 +69,7 @@ steps:
     image: python:3.11
     packages: [xgboost]
     cache: false
+    report: false
     resources: {cpu: "2", memory: 4Gi, gpu: 1, gpu_type: nvidia.com/gpu}
     retries: 2
     timeout: 30m
