@@ -287,3 +287,15 @@ def test_the_step_streams_are_its_own_again_after_the_step(tmp_path: Path) -> No
     _step(tmp_path, [(1, "print('x')")])
     assert (sys.stdout, sys.stderr) == (before_out, before_err)
     assert not isinstance(sys.stdout, io.StringIO) or sys.stdout is before_out
+
+
+def test_cells_that_await_or_nest_deeply_run_as_without_a_report(tmp_path: Path) -> None:
+    # Their last value is not shown: an awaiting cell runs in one event loop, and Python compiles a syntax
+    # tree with less depth than the text of a long sum.
+    cells = [
+        (1, "import asyncio\nawait asyncio.sleep(0)\nlater = 5\nlater"),
+        (2, "total = " + "1" + " + 1" * 2500),
+        (3, "1" + " + 1" * 2500),
+    ]
+    shown = _outputs(_step(tmp_path, cells))
+    assert shown == {1: [], 2: [], 3: []}

@@ -50,6 +50,8 @@ class _Tee:
         return self._target.flush()
 
     def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, buffer, ...: the stream's own
+        if name in ("_target", "_name", "_capture"):  # not set yet (a copy): no endless lookup
+            raise AttributeError(name)
         return getattr(self._target, name)
 
 

@@ -103,17 +103,22 @@ def _run(code: types.CodeType, namespace: dict[str, Any]) -> Any:
 def _run_shown(source: str, filename: str, namespace: dict[str, Any], capture: StepCapture) -> None:
     """Run the cell and show its last expression's value, as a notebook does: the cell's code but its last
     statement when that is an expression, then the expression (eval gives its value). A cell that awaits
-    runs as one piece (two event loops could not share its tasks), its value not shown."""
-    tree = compile(source, filename, "exec", flags=_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True)
-    last = tree.body[-1] if tree.body else None
-    if not isinstance(last, ast.Expr) or _silenced(source, last):
-        _run(compile(tree, filename, "exec", flags=_FLAGS, dont_inherit=True), namespace)
+    runs as one piece (two event loops could not share its tasks), its value not shown; so does one too deep
+    to compile from its syntax tree."""
+    parts = None
+    try:
+        tree = compile(source, filename, "exec", flags=_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, ast.Expr) and not _silenced(source, last):
+            code = compile(ast.Module(tree.body[:-1], tree.type_ignores), filename, "exec", _FLAGS, True)
+            shown = compile(ast.Expression(last.value), filename, "eval", _FLAGS, True)
+            parts = None if (code.co_flags | shown.co_flags) & inspect.CO_COROUTINE else (code, shown)
+    except (RecursionError, MemoryError):  # Python handles trees less deep than the text it compiles
+        parts = None
+    if parts is None:  # from the text, as without a report
+        _run(compile(source, filename, "exec", flags=_FLAGS, dont_inherit=True), namespace)
         return
-    code = compile(ast.Module(tree.body[:-1], tree.type_ignores), filename, "exec", _FLAGS, True)
-    shown = compile(ast.Expression(last.value), filename, "eval", _FLAGS, True)
-    if (code.co_flags | shown.co_flags) & inspect.CO_COROUTINE:
-        _run(compile(tree, filename, "exec", flags=_FLAGS, dont_inherit=True), namespace)
-        return
+    code, shown = parts
     _run(code, namespace)
     value = _run(shown, namespace)
     if value is not None:
