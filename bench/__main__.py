@@ -13,13 +13,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import cli_bench, kale_bench, marshal_bench, run_bench, scaling
+from bench import capture_bench, cli_bench, kale_bench, marshal_bench, run_bench, scaling
 from bench.common import Section, Settings, console, print_section, save_results
 
 SECTIONS: dict[str, tuple[str, Callable[[Settings, Section], None]]] = {
     "cli": ("validate and build, fresh interpreter, vs importing their libraries", cli_bench.run),
     "scaling": ("validate and build on generated notebooks, vs the 50-cell one", scaling.run),
     "marshal": ("save_value + load_value round trip, vs native formats and dill", marshal_bench.run),
+    "capture": ("a step keeping its report (outputs captured), vs the same step without", capture_bench.run),
     "run": ("kale-yaml run on kfp.local, vs plain script / hand-written KFP / uncached", run_bench.run),
     "kale": ("build from import-kale's sidecar, vs kale --nb (kubeflow-kale 2.3.0)", kale_bench.run),
 }

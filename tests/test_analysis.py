@@ -519,8 +519,8 @@ def test_explicit_names_must_be_python_names() -> None:
 
 
 def test_the_prelude_sources_are_part_of_the_analysis() -> None:
-    a = run({"a": ["print(np)"]}, prelude=["%matplotlib inline\nimport numpy as np"])
-    assert a.prelude == ((1, "pass  # kale-yaml: left out: %matplotlib inline\nimport numpy as np\n"),)
+    a = run({"a": ["print(np)"]}, prelude=["%load_ext autoreload\nimport numpy as np"])
+    assert a.prelude == ((1, "pass  # kale-yaml: left out: %load_ext autoreload\nimport numpy as np\n"),)
     assert [(w.cell, w.line) for w in a.warnings] == [(1, 1)]
 
 
@@ -589,7 +589,7 @@ def test_await_inside_an_async_function_is_fine() -> None:
 # -- IPython -----------------------------------------------------------------------------------------------
 def test_line_magics_and_shell_lines_are_left_out_with_line_numbers_kept() -> None:
     source = """\
-%matplotlib inline
+%load_ext autoreload
 import os
 !pip install x
 for i in range(2):
@@ -600,7 +600,7 @@ print(i)
     text, found = executable_source(cell(1, source))
     assert text == (
         """\
-pass  # kale-yaml: left out: %matplotlib inline
+pass  # kale-yaml: left out: %load_ext autoreload
 import os
 pass  # kale-yaml: left out: !pip install x
 for i in range(2):
@@ -610,11 +610,24 @@ print(i)
 """
     )
     assert found == [
-        "line magic '%matplotlib inline' left out",
+        "line magic '%load_ext autoreload' left out",
         "shell line '!pip install x' left out",
         "line magic '%who' left out",
         "shell line '!echo hi' left out",
     ]
+
+
+def test_matplotlib_inline_is_honoured_without_a_warning() -> None:
+    # A step keeps its figures as inline matplotlib does; another backend is left out with a warning.
+    source = "%matplotlib inline\nif True:\n    %matplotlib  inline \n%matplotlib qt"
+    text, found = executable_source(cell(1, source))
+    assert text == (
+        "pass  # kale-yaml: the step keeps figures as inline matplotlib does: %matplotlib inline\n"
+        "if True:\n"
+        "    pass  # kale-yaml: the step keeps figures as inline matplotlib does: %matplotlib  inline"
+        "\npass  # kale-yaml: left out: %matplotlib qt\n"
+    )
+    assert found == ["line magic '%matplotlib qt' left out"]
 
 
 def test_magic_warnings_reach_the_analysis_with_their_lines() -> None:
@@ -666,9 +679,9 @@ def test_a_cell_magic_is_an_analysis_error_and_does_not_cascade() -> None:
 
 
 def test_percent_lines_inside_strings_are_not_magics() -> None:
-    source = 'q = """\n%s\n!x\n"""\n%matplotlib inline\ns = "%d" % 1\n'
+    source = 'q = """\n%s\n!x\n"""\n%load_ext x\ns = "%d" % 1\n'
     text, found = executable_source(cell(1, source))
-    assert text == 'q = """\n%s\n!x\n"""\npass  # kale-yaml: left out: %matplotlib inline\ns = "%d" % 1\n'
+    assert text == 'q = """\n%s\n!x\n"""\npass  # kale-yaml: left out: %load_ext x\ns = "%d" % 1\n'
     assert len(found) == 1
     unchanged = 'q = """\n%s\n"""\n'
     assert executable_source(cell(1, unchanged)) == (unchanged, [])

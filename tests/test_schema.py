@@ -45,6 +45,7 @@ pipeline:
   image_packages: [numpy]
   files: [config.json, data/labels.csv]
   cache: true
+  report: true
   resources: {cpu: 500m, memory: 2Gi, gpu: 1, gpu_type: nvidia.com/gpu, cpu_limit: 1, memory_limit: 4Gi}
   retries: 1
   timeout: 2h
@@ -72,6 +73,7 @@ steps:
     image_packages: [torch]
     files: [weights.txt]
     cache: false
+    report: false
     resources: {cpu: "2", memory: 4Gi, gpu: 1, gpu_type: nvidia.com/gpu}
     retries: 2
     timeout: 30m

@@ -2,9 +2,12 @@
 
 A pipeline step runs plain Python, so IPython-only lines are left out, each with a warning:
 - `%time STMT` keeps STMT (it runs in the notebook too) and leaves out the timing;
-- any other line magic (`%matplotlib inline`) or shell line (`!pip install x`) starting a logical line becomes
-  `pass  # kale-yaml: left out: <the line>` at the same indentation, so every other line keeps its number and
-  blocks stay valid (a trailing backslash continues the magic onto the next lines, left out too);
+- `%matplotlib inline` is what a step does anyway (it keeps each figure as PNG in its report): the line
+  becomes a `pass` saying so, without a warning;
+- any other line magic (`%matplotlib widget`, `%load_ext x`) or shell line (`!pip install x`) starting a
+  logical line becomes `pass  # kale-yaml: left out: <the line>` at the same indentation, so every other
+  line keeps its number and blocks stay valid (a trailing backslash continues the magic onto the next
+  lines, left out too);
 - `%%time` and `%%capture` as the cell's first line: that line is left out and the body runs at top level;
 - any other cell magic (`%%bash`, `%%writefile`, ...) raises `CellMagicError`: the caller decides whether it
   matters (a skipped cell never reaches this module).
@@ -29,6 +32,8 @@ from kale_yaml.load.cells import Cell
 RUNNABLE_CELL_MAGICS = frozenset({"time", "capture"})
 LEFT_OUT = "pass  # kale-yaml: left out: "
 TIMED = re.compile(r"^%time\s+(\S.*)$")
+INLINE_FIGURES = re.compile(r"^%matplotlib\s+inline\s*$")
+HONOURED = "pass  # kale-yaml: the step keeps figures as inline matplotlib does: "
 
 
 class CellMagicError(Exception):
@@ -127,6 +132,10 @@ def _rewrite_lines(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
     for i, head in _magic_lines(lines):
         stripped = lines[i].strip()
         timed = TIMED.match(stripped)
+        if head and INLINE_FIGURES.match(stripped):
+            body, ending = _split(lines[i])
+            lines[i] = body[: len(body) - len(body.lstrip())] + HONOURED + stripped + ending
+            continue
         if head and timed and not stripped.endswith("\\"):
             # `%time STMT` runs STMT in the notebook: keep STMT, leave out the timing.
             body, ending = _split(lines[i])

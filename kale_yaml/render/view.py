@@ -26,6 +26,7 @@ from kale_yaml.render.volumes import Snapshot, VolumePlan, plan_volumes
 from kale_yaml.resolve.parameters import JSON_TYPES, KfpValue, encode, kfp_type, received
 
 _PORT_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
+REPORT_PORT = "kale_yaml_report"  # each step's HTML report, as KFP's UI shows it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Ports:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     metrics: str | None  # the dsl.Metrics output of the metrics step
+    report: str | None  # the dsl.HTML output the step writes its report to, unless reports are off
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class RenderedStep:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     metrics_port: str | None
+    report_port: str | None
     metric_names: tuple[str, ...]
     arguments: tuple[Argument, ...]
     after: tuple[str, ...]  # task variables to wait for beyond data edges
@@ -168,7 +171,8 @@ def _ports(step: PlannedStep, pipeline: Pipeline) -> Ports:
     metrics = None
     if config.metrics and config.metrics.step == step.name:
         metrics = unique_name("metrics", taken)
-    return Ports(parameters, inputs, outputs, metrics)
+    report = unique_name(REPORT_PORT, taken) if step.config.report else None
+    return Ports(parameters, inputs, outputs, metrics, report)
 
 
 def _step(
@@ -194,6 +198,8 @@ def _step(
     all_ports = (*own.parameters, *own.inputs, *own.outputs)
     if own.metrics:
         all_ports = (*all_ports, Port(own.metrics, "", "dsl.Output[dsl.Metrics]"))
+    if own.report:
+        all_ports = (*all_ports, Port(own.report, "", "dsl.Output[dsl.HTML]"))
     mounts = tuple(
         Call("mount_pvc", (("pvc_name", claim), ("mount_path", volume.mount)))
         for volume, claim in volumes.mounts.get(step.name, ())
@@ -209,6 +215,7 @@ def _step(
         inputs=own.inputs,
         outputs=own.outputs,
         metrics_port=own.metrics,
+        report_port=own.report,
         metric_names=config.metrics.names if own.metrics and config.metrics else (),
         arguments=tuple(arguments),
         after=after,

@@ -126,6 +126,7 @@ def _step(
         # A step's packages add to the pipeline's: a step that needs xgboost still needs pandas.
         packages=packages,
         cache=bool(raw.get("cache", pipeline.get("cache", True))),
+        report=bool(raw.get("report", pipeline.get("report", True))),
         cluster=read_cluster(raw, where, pipeline, defaults.where),
         volumes=tuple(raw["volumes"]) if "volumes" in raw else None,
         cluster_keys=tuple(key for key in STEP_KEYS if key in raw),

@@ -99,6 +99,7 @@ class StepConfig:
     image: str
     packages: tuple[str, ...]  # explicit pip requirements, the pipeline's then the step's (`auto` left out)
     cache: bool
+    report: bool  # the step writes an HTML report of its cells' outputs (an output artifact)
     cluster: Cluster
     volumes: tuple[str, ...] | None  # the volumes it mounts, as written; None: every declared volume
     cluster_keys: tuple[str, ...]  # the cluster-only keys the step writes itself (not inherited)

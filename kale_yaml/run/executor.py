@@ -243,8 +243,20 @@ class Executor:
                 self._store(task, record)
                 return
             self.follower.missing_outputs(self.setup.steps.get(name), sorted(missing))
-        record.state = "failed"
+        record.outputs, record.state = self._written_pages(task), "failed"
         self.failed = True
+
+    def _written_pages(self, task: Task) -> dict[str, Any]:
+        """The HTML pages a failed task wrote before it failed (its report shows where): kept for the run's
+        report, never for the cache or a later task."""
+        root = Path(task_root(self.setup.artifacts, self.resource, task.name))
+        artifacts = task.component.get("outputDefinitions", {}).get("artifacts", {})
+        pages = {}
+        for port, spec in artifacts.items():
+            title = spec.get("artifactType", {}).get("schemaTitle", "")
+            if title == "system.HTML" and (root / port).is_file():
+                pages[port] = ArtifactRef(port, title, str(root / port), {})
+        return pages
 
     def _store(self, task: Task, record: TaskRecord) -> None:
         if not (task.cache and self.schedule.write_cache) or record.key is None:

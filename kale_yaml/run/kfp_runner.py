@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kale_yaml import diagnostics as ky
@@ -18,6 +18,7 @@ from kale_yaml.errors import Diagnostic
 from kale_yaml.load.paths import display_path
 from kale_yaml.render.view import PipelineView
 from kale_yaml.resolve.parameters import KfpValue
+from kale_yaml.run.local_reports import task_outputs
 from kale_yaml.run.local_steps import (
     EventFollower,
     RunInterrupted,
@@ -34,6 +35,7 @@ class KfpEnding:
     """How kfp.local's call of the pipeline function ended."""
 
     outputs: Any = None
+    task_outputs: dict[str, Any] = field(default_factory=dict)  # kfp.local's outputs of each task done
     failure: Diagnostic | None = None
     interrupted: int | None = None  # the signal that stopped the run
 
@@ -65,6 +67,7 @@ def run_with_kfp(
             follower,
             captured(folder.log),
             supervising(processes),
+            task_outputs() as ending.task_outputs,
         ):
             try:
                 ending.outputs = pipeline_func(**arguments)

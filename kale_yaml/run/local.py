@@ -29,8 +29,9 @@ from kale_yaml.resolve.parameters import parse_params, pipeline_arguments
 from kale_yaml.run import local_volumes
 from kale_yaml.run.environment import missing_packages
 from kale_yaml.run.kfp_runner import metrics_of, run_with_kfp, settle_cached
+from kale_yaml.run.local_reports import find_reports
 from kale_yaml.run.local_steps import EventFollower, StepStatus
-from kale_yaml.run.run_folder import RunFolder, new_run_folder
+from kale_yaml.run.run_folder import new_run_folder
 from kale_yaml.run.server_process import ServerProcess
 from kale_yaml.run.warm_runner import Selection, run_warm, start_server
 
@@ -158,7 +159,8 @@ class LocalRun:
             result.interrupted = kfp_ending.interrupted
             settle_cached(statuses, result.failure is None, options.on_update)
             logged = metrics_of(kfp_ending.outputs) if result.failure is None else {}
-            result.reports = _reports_in(folder, view)
+            ports = {s.step.name: (s.function, s.report_port) for s in view.steps if s.report_port}
+            result.reports = find_reports(folder.artifacts, kfp_ending.task_outputs, ports)
         else:
             selection = Selection(options.from_step, options.only_step, options.use_cache)
             ending = run_warm(
@@ -190,17 +192,3 @@ def _settle(statuses: dict[str, StepStatus], succeeded: bool) -> None:
         for status in statuses.values():
             if status.state in ("waiting", "running"):
                 status.state = "not run"
-
-
-def _reports_in(folder: RunFolder, view: PipelineView) -> dict[str, Path]:
-    """Each step's HTML report artifact in kfp.local's layout: artifacts/PIPELINE-STAMP/TASK/PORT."""
-    from kale_yaml.run.local_steps import task_key
-
-    found: dict[str, Path] = {}
-    for step in view.steps:
-        port = getattr(step, "report_port", None)
-        if port is None:
-            continue
-        for path in folder.artifacts.glob(f"*/{task_key(step.function)}/{port}"):
-            found[step.step.name] = path
-    return found

@@ -20,6 +20,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from kale_yaml.runtime.capture import StepCapture
 from kale_yaml.runtime.errors import CellError
 from kale_yaml.runtime.events import Progress, summary
 from kale_yaml.runtime.files import import_library
@@ -28,6 +29,7 @@ from kale_yaml.runtime.files import import_library
 _format_exception, _cached_lines = traceback.format_exception, linecache.cache
 # The modules kfp's executor writes the step's outputs list with once the step's function has returned.
 _HANDED_BACK = (builtins, os, os.path, io, json)
+_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 @contextlib.contextmanager
@@ -55,18 +57,26 @@ def main_module() -> Iterator[dict[str, Any]]:
                     names[name] = value
 
 
-def run_cell(progress: Progress, number: int, source: str, namespace: dict[str, Any]) -> None:
-    """Run one cell in namespace; a failure becomes a CellError whose traceback starts in the cell."""
+def run_cell(
+    progress: Progress,
+    number: int,
+    source: str,
+    namespace: dict[str, Any],
+    capture: StepCapture | None = None,
+) -> None:
+    """Run one cell in namespace; a failure becomes a CellError whose traceback starts in the cell.
+
+    With a capture, the cell's outputs are kept, its last expression's value among them."""
     step, notebook = progress.step, progress.notebook
     progress.emit("cell", cell=number)
     filename = f"<{notebook} cell {number}>"
     _cached_lines[filename] = (len(source), None, source.splitlines(True), filename)
+    cell = capture.start(number) if capture is not None else None
     try:
-        code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-        if code.co_flags & inspect.CO_COROUTINE:  # top-level await, as IPython allows
-            import_library("asyncio").run(eval(code, namespace))
+        if capture is None:
+            _run(compile(source, filename, "exec", flags=_FLAGS, dont_inherit=True), namespace)
         else:
-            exec(code, namespace)
+            _run_shown(source, filename, namespace, capture)
     except BaseException as error:  # SystemExit and KeyboardInterrupt too: the cell did not run to its end
         tb = error.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename != filename:
@@ -77,4 +87,47 @@ def run_cell(progress: Progress, number: int, source: str, namespace: dict[str, 
         report = {"step": step, "notebook": notebook, "cell": number, "line": line, "error": problem}
         report["traceback"] = text
         progress.cell_failed(report)
+        if capture is not None and cell is not None:
+            capture.finish(cell, (type(error).__name__, str(error), text.rstrip(chr(10)).split(chr(10))))
         raise CellError(step, notebook, number, line, text, problem) from None
+    if capture is not None and cell is not None:
+        capture.finish(cell)
+
+
+def _run(code: types.CodeType, namespace: dict[str, Any]) -> Any:
+    if code.co_flags & inspect.CO_COROUTINE:  # top-level await, as IPython allows
+        return import_library("asyncio").run(eval(code, namespace))
+    return eval(code, namespace)  # exec for a module's code, the value for an expression's
+
+
+def _run_shown(source: str, filename: str, namespace: dict[str, Any], capture: StepCapture) -> None:
+    """Run the cell and show its last expression's value, as a notebook does: the cell's code but its last
+    statement when that is an expression, then the expression (eval gives its value). A cell that awaits
+    runs as one piece (two event loops could not share its tasks), its value not shown; so does one too deep
+    to compile from its syntax tree."""
+    parts = None
+    try:
+        tree = compile(source, filename, "exec", flags=_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, ast.Expr) and not _silenced(source, last):
+            code = compile(ast.Module(tree.body[:-1], tree.type_ignores), filename, "exec", _FLAGS, True)
+            shown = compile(ast.Expression(last.value), filename, "eval", _FLAGS, True)
+            parts = None if (code.co_flags | shown.co_flags) & inspect.CO_COROUTINE else (code, shown)
+    except (RecursionError, MemoryError):  # Python handles trees less deep than the text it compiles
+        parts = None
+    if parts is None:  # from the text, as without a report
+        _run(compile(source, filename, "exec", flags=_FLAGS, dont_inherit=True), namespace)
+        return
+    code, shown = parts
+    _run(code, namespace)
+    value = _run(shown, namespace)
+    if value is not None:
+        capture.show(value, result=True)
+
+
+def _silenced(source: str, last: ast.Expr) -> bool:
+    """A trailing `;` hides the value, as in a notebook."""
+    lines = source.splitlines()
+    end = last.end_lineno or last.lineno
+    rest = lines[end - 1].encode("utf-8")[last.end_col_offset or 0 :] if end <= len(lines) else b""
+    return rest.lstrip().startswith(b";")

@@ -14,7 +14,9 @@ def _kale_yaml_runtime():
     packages_to_install=['dill'],
     additional_funcs=[_kale_yaml_runtime],
 )
-def first_step():
+def first_step(
+    kale_yaml_report: dsl.Output[dsl.HTML],
+):
     "Step 'first': nb.ipynb cell 2."
     _cells = [
         (2, 'first_value = "one"'),
@@ -26,6 +28,7 @@ def first_step():
         parameters={},
         inputs={},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 
@@ -34,7 +37,9 @@ def first_step():
     packages_to_install=['dill'],
     additional_funcs=[_kale_yaml_runtime],
 )
-def second_step():
+def second_step(
+    kale_yaml_report: dsl.Output[dsl.HTML],
+):
     "Step 'second': nb.ipynb cell 3."
     _cells = [
         (3, 'second_value = "two"'),
@@ -46,6 +51,7 @@ def second_step():
         parameters={},
         inputs={},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

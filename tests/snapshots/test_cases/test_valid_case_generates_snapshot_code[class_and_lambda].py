@@ -18,6 +18,7 @@ def define_step(
     out_Counter: dsl.Output[dsl.Artifact],
     out_factor: dsl.Output[dsl.Artifact],
     out_scale: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'define': nb.ipynb cells 2-3."
     _cells = [
@@ -40,6 +41,7 @@ class Counter:
         parameters={},
         inputs={},
         outputs={'Counter': out_Counter.path, 'factor': out_factor.path, 'scale': out_scale.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -53,6 +55,7 @@ def use_step(
     in_factor: dsl.Input[dsl.Artifact],
     in_scale: dsl.Input[dsl.Artifact],
     out_counter: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'use': nb.ipynb cell 4."
     _cells = [
@@ -70,6 +73,7 @@ scaled = [scale(v) for v in range(3)]'''),
         parameters={},
         inputs={'Counter': in_Counter.path, 'factor': in_factor.path, 'scale': in_scale.path},
         outputs={'counter': out_counter.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -80,6 +84,7 @@ scaled = [scale(v) for v in range(3)]'''),
 )
 def describe_step(
     in_counter: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'describe': nb.ipynb cell 5."
     _cells = [
@@ -92,6 +97,7 @@ def describe_step(
         parameters={},
         inputs={'counter': in_counter.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

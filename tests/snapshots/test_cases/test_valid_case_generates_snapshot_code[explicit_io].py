@@ -17,6 +17,7 @@ def _kale_yaml_runtime():
 def define_step(
     out_hidden: dsl.Output[dsl.Artifact],
     out_visible: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'define': nb.ipynb cell 2."
     _cells = [
@@ -31,6 +32,7 @@ visible = 1'''),
         parameters={},
         inputs={},
         outputs={'hidden': out_hidden.path, 'visible': out_visible.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -42,6 +44,7 @@ visible = 1'''),
 def use_step(
     in_hidden: dsl.Input[dsl.Artifact],
     out_doubled: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'use': nb.ipynb cell 3."
     _cells = [
@@ -54,6 +57,7 @@ def use_step(
         parameters={},
         inputs={'hidden': in_hidden.path},
         outputs={'doubled': out_doubled.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -65,6 +69,7 @@ def use_step(
 def report_step(
     in_doubled: dsl.Input[dsl.Artifact],
     in_visible: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'report': nb.ipynb cell 4."
     _cells = [
@@ -77,6 +82,7 @@ def report_step(
         parameters={},
         inputs={'doubled': in_doubled.path, 'visible': in_visible.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -17,6 +17,7 @@ def _kale_yaml_runtime():
 def setup_step(
     out_bump: dsl.Output[dsl.Artifact],
     out_count: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'setup': nb.ipynb cell 2."
     _cells = [
@@ -36,6 +37,7 @@ def bump():
         parameters={},
         inputs={},
         outputs={'bump': out_bump.path, 'count': out_count.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -48,6 +50,7 @@ def bump_twice_step(
     in_bump: dsl.Input[dsl.Artifact],
     in_count: dsl.Input[dsl.Artifact],
     out_count: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'bump_twice': nb.ipynb cell 3."
     _cells = [
@@ -62,6 +65,7 @@ last = bump()'''),
         parameters={},
         inputs={'bump': in_bump.path, 'count': in_count.path},
         outputs={'count': out_count.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -72,6 +76,7 @@ last = bump()'''),
 )
 def read_count_step(
     in_count: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'read_count': nb.ipynb cell 4."
     _cells = [
@@ -84,6 +89,7 @@ def read_count_step(
         parameters={},
         inputs={'count': in_count.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def load_step(
     out_data: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'load': nb.ipynb cell 2."
     _cells = [
@@ -28,6 +29,7 @@ def load_step(
         parameters={},
         inputs={},
         outputs={'data': out_data.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -39,6 +41,7 @@ def load_step(
 def total_step(
     in_data: dsl.Input[dsl.Artifact],
     out_total: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'total': nb.ipynb cell 3."
     _cells = [
@@ -51,6 +54,7 @@ def total_step(
         parameters={},
         inputs={'data': in_data.path},
         outputs={'total': out_total.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -62,6 +66,7 @@ def total_step(
 def largest_step(
     in_data: dsl.Input[dsl.Artifact],
     out_largest: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'largest': nb.ipynb cell 4."
     _cells = [
@@ -74,6 +79,7 @@ def largest_step(
         parameters={},
         inputs={'data': in_data.path},
         outputs={'largest': out_largest.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -85,6 +91,7 @@ def largest_step(
 def join_step(
     in_largest: dsl.Input[dsl.Artifact],
     in_total: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'join': nb.ipynb cell 5."
     _cells = [
@@ -99,6 +106,7 @@ share = f"{largest}/{total}"'''),
         parameters={},
         inputs={'largest': in_largest.path, 'total': in_total.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def create_step(
     out_xs: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'create': nb.ipynb cell 2."
     _cells = [
@@ -28,6 +29,7 @@ def create_step(
         parameters={},
         inputs={},
         outputs={'xs': out_xs.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -39,6 +41,7 @@ def create_step(
 def append_step(
     in_xs: dsl.Input[dsl.Artifact],
     out_xs: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'append': nb.ipynb cell 3."
     _cells = [
@@ -51,6 +54,7 @@ def append_step(
         parameters={},
         inputs={'xs': in_xs.path},
         outputs={'xs': out_xs.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -61,6 +65,7 @@ def append_step(
 )
 def total_step(
     in_xs: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'total': nb.ipynb cell 4."
     _cells = [
@@ -73,6 +78,7 @@ def total_step(
         parameters={},
         inputs={'xs': in_xs.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -18,6 +18,7 @@ def grid_step(
     cfg: str,
     sizes: str,
     out_grid: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'grid': nb.ipynb cell 3."
     import json as _json  # list and dict parameters arrive as JSON text, so their numbers keep their types
@@ -34,6 +35,7 @@ kinds = [type(v).__name__ for v in cfg.values()]'''),
         parameters={'cfg': _json.loads(cfg), 'sizes': _json.loads(sizes)},
         inputs={},
         outputs={'grid': out_grid.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -46,6 +48,7 @@ def summary_step(
     cfg: str,
     scale: float,
     in_grid: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'summary': nb.ipynb cell 4."
     import json as _json  # list and dict parameters arrive as JSON text, so their numbers keep their types
@@ -63,6 +66,7 @@ rate_kinds = [type(r).__name__ for r in cfg["rates"]]'''),
         parameters={'cfg': _json.loads(cfg), 'scale': scale},
         inputs={'grid': in_grid.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

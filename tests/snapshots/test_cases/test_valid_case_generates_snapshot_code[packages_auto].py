@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def parse_step(
     out_sizes: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'parse': nb.ipynb cell 3."
     _prelude = [
@@ -36,6 +37,7 @@ sizes = config["sizes"]'''),
         parameters={},
         inputs={},
         outputs={'sizes': out_sizes.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -46,6 +48,7 @@ sizes = config["sizes"]'''),
 )
 def render_step(
     in_sizes: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'render': nb.ipynb cell 4."
     _prelude = [
@@ -65,6 +68,7 @@ line = Template("{{ n }} items").render(n=len(sizes))'''),
         parameters={},
         inputs={'sizes': in_sizes.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 
@@ -76,6 +80,7 @@ line = Template("{{ n }} items").render(n=len(sizes))'''),
 def count_step(
     in_sizes: dsl.Input[dsl.Artifact],
     out_box: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'count': nb.ipynb cell 5."
     _prelude = [
@@ -124,6 +129,7 @@ def shout(word):
         outputs={'box': out_box.path},
         shipped=_shipped,
         workdir=True,
+        report=kale_yaml_report.path,
     )
 
 
@@ -135,6 +141,7 @@ def shout(word):
 def summarize_step(
     in_box: dsl.Input[dsl.Artifact],
     in_sizes: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'summarize': nb.ipynb cell 6."
     _prelude = [
@@ -187,6 +194,7 @@ def shout(word):
         inputs={'box': in_box.path, 'sizes': in_sizes.path},
         outputs={},
         shipped=_shipped,
+        report=kale_yaml_report.path,
     )
 
 

@@ -18,6 +18,7 @@ def repeat_step(
     label: str,
     n: int,
     out_result: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'repeat': nb.ipynb cell 3."
     _cells = [
@@ -30,6 +31,7 @@ def repeat_step(
         parameters={'label': label, 'n': n},
         inputs={},
         outputs={'result': out_result.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -41,6 +43,7 @@ def repeat_step(
 def pad_step(
     extra: int,
     in_result: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'pad': nb.ipynb cell 4."
     _cells = [
@@ -53,6 +56,7 @@ def pad_step(
         parameters={'extra': extra},
         inputs={'result': in_result.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def first_step(
     out_a: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'first': nb.ipynb cell 1."
     _cells = [
@@ -28,6 +29,7 @@ def first_step(
         parameters={},
         inputs={},
         outputs={'a': out_a.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -39,6 +41,7 @@ def first_step(
 def second_step(
     in_a: dsl.Input[dsl.Artifact],
     out_b: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'second': nb.ipynb cell 2."
     _cells = [
@@ -51,6 +54,7 @@ def second_step(
         parameters={},
         inputs={'a': in_a.path},
         outputs={'b': out_b.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -62,6 +66,7 @@ def second_step(
 def middle_step(
     in_b: dsl.Input[dsl.Artifact],
     out_c: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'middle': nb.ipynb cell 5."
     _cells = [
@@ -74,6 +79,7 @@ def middle_step(
         parameters={},
         inputs={'b': in_b.path},
         outputs={'c': out_c.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -85,6 +91,7 @@ def middle_step(
 def by_id_step(
     in_c: dsl.Input[dsl.Artifact],
     out_d: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'by_id': nb.ipynb cell 7."
     _cells = [
@@ -97,6 +104,7 @@ def by_id_step(
         parameters={},
         inputs={'c': in_c.path},
         outputs={'d': out_d.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -108,6 +116,7 @@ def by_id_step(
 def by_match_step(
     in_d: dsl.Input[dsl.Artifact],
     out_e: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'by_match': nb.ipynb cell 8."
     _cells = [
@@ -120,6 +129,7 @@ def by_match_step(
         parameters={},
         inputs={'d': in_d.path},
         outputs={'e': out_e.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -136,6 +146,7 @@ def span_step(
     in_e: dsl.Input[dsl.Artifact],
     out_total: dsl.Output[dsl.Artifact],
     out_values: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'span': nb.ipynb cells 9-10."
     _cells = [
@@ -149,6 +160,7 @@ def span_step(
         parameters={},
         inputs={'a': in_a.path, 'b': in_b.path, 'c': in_c.path, 'd': in_d.path, 'e': in_e.path},
         outputs={'total': out_total.path, 'values': out_values.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -161,6 +173,7 @@ def rest_step(
     in_total: dsl.Input[dsl.Artifact],
     in_values: dsl.Input[dsl.Artifact],
     out_summary: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'rest': nb.ipynb cell 11."
     _cells = [
@@ -173,6 +186,7 @@ def rest_step(
         parameters={},
         inputs={'total': in_total.path, 'values': in_values.path},
         outputs={'summary': out_summary.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -183,6 +197,7 @@ def rest_step(
 )
 def last_step(
     in_summary: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'last': nb.ipynb cell 12."
     _cells = [
@@ -195,6 +210,7 @@ def last_step(
         parameters={},
         inputs={'summary': in_summary.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

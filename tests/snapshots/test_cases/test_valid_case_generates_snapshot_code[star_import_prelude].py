@@ -14,7 +14,9 @@ def _kale_yaml_runtime():
     packages_to_install=['dill'],
     additional_funcs=[_kale_yaml_runtime],
 )
-def area_step():
+def area_step(
+    kale_yaml_report: dsl.Output[dsl.HTML],
+):
     "Step 'area': nb.ipynb cell 3."
     _prelude = [
         (2, 'from math import *'),
@@ -32,6 +34,7 @@ area = round(pi * r ** 2, 4)'''),
         parameters={},
         inputs={},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 
@@ -40,7 +43,9 @@ area = round(pi * r ** 2, 4)'''),
     packages_to_install=['dill'],
     additional_funcs=[_kale_yaml_runtime],
 )
-def hypotenuse_step():
+def hypotenuse_step(
+    kale_yaml_report: dsl.Output[dsl.HTML],
+):
     "Step 'hypotenuse': nb.ipynb cell 4."
     _prelude = [
         (2, 'from math import *'),
@@ -58,6 +63,7 @@ hypotenuse = round(sqrt(side ** 2 + 5 ** 2))'''),
         parameters={},
         inputs={},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def load_text_step(
     out_TEXT: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'load_text': textstats.ipynb cell 5."
     _prelude = [
@@ -51,6 +52,7 @@ say here, but it can never forget what they did here.
         parameters={},
         inputs={},
         outputs={'TEXT': out_TEXT.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -67,6 +69,7 @@ def tokenize_step(
     out_summary: dsl.Output[dsl.Artifact],
     out_tokenize: dsl.Output[dsl.Artifact],
     out_words: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'tokenize': textstats.ipynb cells 7-8."
     _prelude = [
@@ -92,6 +95,7 @@ summary'''),
         parameters={'min_word_length': min_word_length},
         inputs={'TEXT': in_TEXT.path},
         outputs={'WordStats': out_WordStats.path, 'sentences': out_sentences.path, 'summary': out_summary.path, 'tokenize': out_tokenize.path, 'words': out_words.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -107,6 +111,7 @@ def top_words_step(
     in_words: dsl.Input[dsl.Artifact],
     out_summary: dsl.Output[dsl.Artifact],
     out_top_words: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'top_words': textstats.ipynb cell 10."
     _prelude = [
@@ -130,6 +135,7 @@ summary["vocabulary_size"] = len(counts)'''),
         parameters={'top_n': top_n},
         inputs={'WordStats': in_WordStats.path, 'summary': in_summary.path, 'words': in_words.path},
         outputs={'summary': out_summary.path, 'top_words': out_top_words.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -143,6 +149,7 @@ def sentence_lengths_step(
     in_tokenize: dsl.Input[dsl.Artifact],
     out_longest_sentence: dsl.Output[dsl.Artifact],
     out_sentence_lengths: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'sentence_lengths': textstats.ipynb cell 12."
     _prelude = [
@@ -165,6 +172,7 @@ longest_sentence = max(sentence_lengths)'''),
         parameters={},
         inputs={'sentences': in_sentences.path, 'tokenize': in_tokenize.path},
         outputs={'longest_sentence': out_longest_sentence.path, 'sentence_lengths': out_sentence_lengths.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -179,6 +187,7 @@ def report_step(
     in_summary: dsl.Input[dsl.Artifact],
     in_top_words: dsl.Input[dsl.Artifact],
     metrics: dsl.Output[dsl.Metrics],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'report': textstats.ipynb cells 14-15."
     _prelude = [
@@ -207,6 +216,7 @@ summary["top_words"] = [ws.word for ws in top_words]'''),
         outputs={},
         metrics=metrics,
         metric_names=['vocabulary_size', 'mean_sentence_length'],
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def setup_step(
     out_values: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'setup': nb.ipynb cell 2."
     _cells = [
@@ -31,6 +32,7 @@ values = [3, 1, 2]'''),
         parameters={},
         inputs={},
         outputs={'values': out_values.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -42,6 +44,7 @@ values = [3, 1, 2]'''),
 def sort_step(
     in_values: dsl.Input[dsl.Artifact],
     out_ordered: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'sort': nb.ipynb cell 3."
     _cells = [
@@ -57,6 +60,7 @@ smallest = ordered[0]'''),
         parameters={},
         inputs={'values': in_values.path},
         outputs={'ordered': out_ordered.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -67,6 +71,7 @@ smallest = ordered[0]'''),
 )
 def join_step(
     in_ordered: dsl.Input[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'join': nb.ipynb cell 4."
     _cells = [
@@ -79,6 +84,7 @@ def join_step(
         parameters={},
         inputs={'ordered': in_ordered.path},
         outputs={},
+        report=kale_yaml_report.path,
     )
 
 

@@ -16,6 +16,7 @@ def _kale_yaml_runtime():
 )
 def load_data_step(
     out_df: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'load_data': wine.ipynb cells 5-6."
     _prelude = [
@@ -45,6 +46,7 @@ print(df["target"].value_counts().sort_index())'''),
         parameters={},
         inputs={},
         outputs={'df': out_df.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -61,6 +63,7 @@ def split_step(
     out_X_train_s: dsl.Output[dsl.Artifact],
     out_y_test: dsl.Output[dsl.Artifact],
     out_y_train: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'split': wine.ipynb cells 9-10."
     _prelude = [
@@ -93,6 +96,7 @@ X_test_s = scaler.transform(X_test)'''),
         parameters={'seed': seed, 'test_size': test_size},
         inputs={'df': in_df.path},
         outputs={'X_test_s': out_X_test_s.path, 'X_train_s': out_X_train_s.path, 'y_test': out_y_test.path, 'y_train': out_y_train.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -107,6 +111,7 @@ def train_logreg_step(
     in_X_train_s: dsl.Input[dsl.Artifact],
     in_y_train: dsl.Input[dsl.Artifact],
     out_logreg: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'train_logreg': wine.ipynb cell 12."
     _prelude = [
@@ -132,6 +137,7 @@ logreg.fit(X_train_s, y_train)'''),
         parameters={'C': C, 'seed': seed},
         inputs={'X_train_s': in_X_train_s.path, 'y_train': in_y_train.path},
         outputs={'logreg': out_logreg.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -146,6 +152,7 @@ def train_forest_step(
     in_X_train_s: dsl.Input[dsl.Artifact],
     in_y_train: dsl.Input[dsl.Artifact],
     out_forest: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'train_forest': wine.ipynb cell 14."
     _prelude = [
@@ -171,6 +178,7 @@ forest.fit(X_train_s, y_train)'''),
         parameters={'n_estimators': n_estimators, 'seed': seed},
         inputs={'X_train_s': in_X_train_s.path, 'y_train': in_y_train.path},
         outputs={'forest': out_forest.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -185,6 +193,7 @@ def evaluate_step(
     in_logreg: dsl.Input[dsl.Artifact],
     in_y_test: dsl.Input[dsl.Artifact],
     metrics: dsl.Output[dsl.Metrics],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'evaluate': wine.ipynb cells 16-17."
     _prelude = [
@@ -223,6 +232,7 @@ print(f"best: {best}  accuracy={accuracy:.3f}  f1={f1:.3f}")'''),
         outputs={},
         metrics=metrics,
         metric_names=['accuracy', 'f1'],
+        report=kale_yaml_report.path,
     )
 
 

@@ -18,6 +18,7 @@ def _kale_yaml_runtime():
 def load_step(
     rows: int,
     out_values: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'load': nb.ipynb cell 4."
     _prelude = [
@@ -34,6 +35,7 @@ def load_step(
         parameters={'rows': rows},
         inputs={},
         outputs={'values': out_values.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -45,6 +47,7 @@ def load_step(
 def train_step(
     in_values: dsl.Input[dsl.Artifact],
     out_total: dsl.Output[dsl.Artifact],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'train': nb.ipynb cell 5."
     _prelude = [
@@ -61,6 +64,7 @@ def train_step(
         parameters={},
         inputs={'values': in_values.path},
         outputs={'total': out_total.path},
+        report=kale_yaml_report.path,
     )
 
 
@@ -73,6 +77,7 @@ def evaluate_step(
     in_total: dsl.Input[dsl.Artifact],
     in_values: dsl.Input[dsl.Artifact],
     metrics: dsl.Output[dsl.Metrics],
+    kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'evaluate': nb.ipynb cell 6."
     _prelude = [
@@ -91,6 +96,7 @@ def evaluate_step(
         outputs={},
         metrics=metrics,
         metric_names=['mean'],
+        report=kale_yaml_report.path,
     )
 
 
