@@ -60,6 +60,7 @@ class RunResult:
     volumes: list[str] = field(default_factory=list)  # how each volume was mapped on this machine
     snapshots: list[Path] = field(default_factory=list)  # .kale/snapshots/RUN/STEP/VOLUME copies made
     interrupted: int | None = None  # the signal that stopped the run
+    reports: dict[str, Path] = field(default_factory=dict)  # step -> its HTML report, when it exists
 
 
 @dataclass
