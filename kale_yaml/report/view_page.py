@@ -17,6 +17,7 @@ from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic
 from kale_yaml.load.cells import Notebook, cells_phrase
 from kale_yaml.load.paths import display_path
+from kale_yaml.plan.dag import Transfer
 from kale_yaml.plan.project import Project
 from kale_yaml.render.compile import Kept, write_atomically
 from kale_yaml.report.dag_svg import dag_svg
@@ -85,11 +86,19 @@ def _flow_row(project: Project, name: str, colours: Mapping[str, tuple[str, str]
         name=name,
         colour=colours[name][0],
         cells=cells_phrase(step.config.cells) if step.config.cells else "",
-        inputs=tuple(f"{t.variable} (from {t.producer})" for t in step.inputs),
+        inputs=_grouped(step.inputs),
         outputs=step.outputs,
         parameters=step.parameters,
         after=step.config.after,
     )
+
+
+def _grouped(transfers: Sequence[Transfer]) -> tuple[str, ...]:
+    """`from split: X_train, y_train`, one line per producing step."""
+    by_producer: dict[str, list[str]] = {}
+    for transfer in transfers:
+        by_producer.setdefault(transfer.producer, []).append(transfer.variable)
+    return tuple(f"from {producer}: {', '.join(names)}" for producer, names in by_producer.items())
 
 
 def write_page(target: Path, text: str, inputs: Sequence[Path]) -> None:
