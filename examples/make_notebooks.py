@@ -136,12 +136,11 @@ WINE = [
     """),
     code("confusion-matrix", """
         best_model = {"logreg": logreg, "forest": forest}[best]
-        fig, ax = plt.subplots(figsize=(4.5, 4))
         ConfusionMatrixDisplay.from_predictions(
             y_test, best_model.predict(X_test_s), display_labels=["class 0", "class 1", "class 2"],
-            cmap="Blues", colorbar=False, ax=ax,
+            cmap="Blues", colorbar=False,
         )
-        ax.set_title(f"{best}: the test set's confusion matrix")
+        plt.title(f"{best}: the test set's confusion matrix")
         plt.show()
     """),
 ]
