@@ -143,3 +143,63 @@ class FakeRun:
     metrics: dict[str, float] = field(default_factory=dict)
     failure: Any = None
     reports: dict[str, Path] = field(default_factory=dict)
+
+
+SKIPPED_OUTLINE = ("output html",)  # a cell's own HTML (pandas, scikit-learn) is not the page's structure
+
+
+def outline(page: str) -> str:
+    """The page's structure as text: one line per element with an id or a class, indented by depth, headings
+    with their text; never a cell's own HTML, image bytes or a style."""
+    from html.parser import HTMLParser
+
+    lines: list[str] = []
+    voids = {"meta", "img", "br", "hr", "link", "input", "path", "rect"}
+
+    class Outline(HTMLParser):
+        depth = 0
+        skipping = 0
+        heading: str | None = None
+        heading_line = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            classes = found.get("class") or ""
+            if self.skipping:
+                self.skipping += tag not in voids
+                return
+            if tag not in voids:
+                self.depth += 1
+            if classes in SKIPPED_OUTLINE:
+                self.skipping = 1
+            label = tag + (f"#{found['id']}" if found.get("id") else "")
+            label += "".join(f".{c}" for c in classes.split())
+            if tag in ("h1", "h2", "h3") or found.get("id") or classes:
+                lines.append("  " * self.depth + label)
+            if tag in ("h1", "h2"):
+                self.heading, self.heading_line = "", len(lines) - 1
+
+        def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if not self.skipping:
+                classes = dict(attrs).get("class") or ""
+                if classes:
+                    lines.append("  " * (self.depth + 1) + tag + "".join(f".{c}" for c in classes.split()))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in voids:
+                return
+            if self.skipping:
+                self.skipping -= 1
+                if self.skipping:
+                    return
+            if tag in ("h1", "h2") and self.heading is not None:
+                lines[self.heading_line] += f" {self.heading.strip()!r}"
+                self.heading = None
+            self.depth -= tag not in voids
+
+        def handle_data(self, data: str) -> None:
+            if self.heading is not None and not self.skipping:
+                self.heading += data
+
+    Outline().feed(page)
+    return "\n".join(lines) + "\n"

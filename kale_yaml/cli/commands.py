@@ -171,7 +171,7 @@ def _run_here(
         report([result.failure], "text")
         console.print(f"outputs of completed steps: {escape(api.display_path(result.run_dir))}")
         for label, page in shown:
-            console.print(f"{label}: {escape(api.display_path(page))}")
+            console.print(f"{label}: {escape(api.display_path(page))}", soft_wrap=True)
         # A stopped run exits as a shell reports a command ended by that signal (130 for SIGINT).
         return 128 + result.interrupted if result.interrupted else EXIT_INPUT
     if result.metrics:
@@ -180,7 +180,7 @@ def _run_here(
         console.print(f"snapshot: {escape(api.display_path(copy))}")
     console.print(f"outputs: {escape(api.display_path(result.run_dir))}")
     for label, page in shown:
-        console.print(f"{label}: {escape(api.display_path(page))}")
+        console.print(f"{label}: {escape(api.display_path(page))}", soft_wrap=True)
     return EXIT_OK
 
 
