@@ -91,10 +91,12 @@ def run_cells(sources: Mapping[int, str], fail_at: int | None = None) -> dict[in
 
 def _run(source: str, namespace: dict[str, Any]) -> Any:
     tree = ast.parse(source)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    exec(compile(tree, "<cell>", "exec"), namespace)
-    if last is None:
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr):
+        exec(compile(tree, "<cell>", "exec"), namespace)
         return None
+    tree.body.pop()
+    exec(compile(tree, "<cell>", "exec"), namespace)
     return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
 
 

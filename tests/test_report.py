@@ -7,11 +7,14 @@ running the notebook's cells, so the pages are tested with real prints, tables a
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
@@ -19,6 +22,8 @@ from kale_yaml import diagnostics as ky
 from kale_yaml.cli.main import main
 from kale_yaml.plan.project import Project
 from kale_yaml.report.dag_svg import Link, layers
+from kale_yaml.report.model import markdown_html
+from kale_yaml.report.outputs import output_html
 from kale_yaml.report.records import clean_output, read_records
 from kale_yaml.report.run_page import RunReports, write_run_reports
 from kale_yaml.runtime.record import read_record
@@ -245,3 +250,17 @@ def test_the_outline_leaves_out_cell_html() -> None:
     assert outline(page) == "  div.a\n    div.output.html\n    p.b\n"
 
 
+
+
+# -- escaping -----------------------------------------------------------------------------------------------
+@given(st.text())
+def test_any_printed_text_is_shown_as_text(text: str) -> None:
+    shown = str(output_html({"output_type": "stream", "name": "stdout", "text": text}))
+    inner = shown.removeprefix('<pre class="output stream stdout">').removesuffix("</pre>")
+    assert "<" not in inner and ">" not in inner
+
+
+@given(st.text())
+def test_any_markdown_is_shown_as_text(text: str) -> None:
+    shown = re.sub(r"</?(h[2-6]|p|code)( class=\"md\")?>", "", str(markdown_html(text)))
+    assert "<" not in shown and ">" not in shown
