@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kale-yaml needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -24,8 +24,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -q
+
+# The browser tests need Chromium: installed with apt-get when it is missing and we may (root, Debian or
+# Ubuntu); otherwise those tests are skipped and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser tests will be skipped"; fi
+
+# docs/images/report.png, the README's screenshot of a run page, as the browser test takes it.
+screenshots: $(STAMP) browser
+	KALE_YAML_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/test_browser.py -k run_page
 
 test: lint typecheck unit
 

@@ -65,11 +65,12 @@ WINE = [
         The better one by macro F1 wins.
     """),
     code("imports", """
+        import matplotlib.pyplot as plt
         import pandas as pd
         from sklearn.datasets import load_wine
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import accuracy_score, f1_score
+        from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
         from sklearn.model_selection import train_test_split
         from sklearn.preprocessing import StandardScaler
     """),
@@ -125,13 +126,22 @@ WINE = [
                 "accuracy": accuracy_score(y_test, pred),
                 "f1": f1_score(y_test, pred, average="macro"),
             }
-        scores
+        pd.DataFrame(scores).T.round(3)
     """),
     code("pick-best", """
         best = max(scores, key=lambda name: scores[name]["f1"])
         accuracy = float(scores[best]["accuracy"])
         f1 = float(scores[best]["f1"])
         print(f"best: {best}  accuracy={accuracy:.3f}  f1={f1:.3f}")
+    """),
+    code("confusion-matrix", """
+        best_model = {"logreg": logreg, "forest": forest}[best]
+        ConfusionMatrixDisplay.from_predictions(
+            y_test, best_model.predict(X_test_s), display_labels=["class 0", "class 1", "class 2"],
+            cmap="Blues", colorbar=False,
+        )
+        plt.title(f"{best}: the test set's confusion matrix")
+        plt.show()
     """),
 ]
 

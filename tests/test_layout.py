@@ -26,7 +26,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("analysis",),
     ("plan",),
     ("render",),
-    ("run", "authoring"),
+    ("run", "authoring", "report"),
     ("api",),
     ("cli",),
     ("__main__",),

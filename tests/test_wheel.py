@@ -33,6 +33,7 @@ def test_wheel_builds_an_example_from_another_folder(tmp_path: Path, copy_case: 
     names = zipfile.ZipFile(wheel).namelist()
     assert "kale_yaml/schemas/pipeline.kale.schema.json" in names
     assert "kale_yaml/templates/pipeline.py.j2" in names
+    assert "kale_yaml/templates/report/run.html.j2" in names
 
     # Install the wheel's package alone into its own folder; the dependencies come from this environment.
     target = tmp_path / "site"

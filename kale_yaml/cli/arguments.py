@@ -170,6 +170,20 @@ def _review(sub: Commands) -> None:
     packages.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (a table, default) or json (a list)"
     )
+    view = sub.add_parser(
+        "view",
+        help="write one HTML page to review a sidecar: cells coloured by owner, each step's inputs and"
+        " outputs, the DAG, and every problem at its cell",
+    )
+    view.add_argument(
+        "path", nargs="?", metavar="PATH|NOTEBOOK", help="a sidecar, a folder holding one, or a notebook"
+    )
+    view.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the page (default: .kale/view.html beside the sidecar)",
+    )
     graph = sub.add_parser("graph", help="show the steps, the edges and the variables on each edge")
     graph.add_argument("path", nargs="?", metavar="PATH", help=PATH_HELP)
     graph.add_argument(

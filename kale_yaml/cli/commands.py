@@ -160,6 +160,7 @@ def _submit(
 
 
 def _run_here(args: argparse.Namespace, params: dict[str, str], console: rich.console.Console) -> int:
+    from kale_yaml.report.run_page import write_run_reports
     from kale_yaml.run.local import RunOptions, start_local_run
     from kale_yaml.run.local_steps import StepStatus
 
@@ -193,9 +194,13 @@ def _run_here(args: argparse.Namespace, params: dict[str, str], console: rich.co
     for note in result.ignored:
         console.print(f"[dim]ignored locally: {escape(note)}[/dim]")
     console.print(steps_table(result))
+    pages = write_run_reports(built.project, result, params)
+    shown = [("executed notebook", pages.notebook), ("report", pages.page)]
     if result.failure is not None:
         report([result.failure], "text")
         console.print(f"outputs of completed steps: {escape(api.display_path(result.run_dir))}")
+        for label, page in shown:
+            console.print(f"{label}: {escape(api.display_path(page))}", soft_wrap=True)
         # A stopped run exits as a shell reports a command ended by that signal (130 for SIGINT).
         return 128 + result.interrupted if result.interrupted else EXIT_INPUT
     if result.metrics:
@@ -203,6 +208,8 @@ def _run_here(args: argparse.Namespace, params: dict[str, str], console: rich.co
     for copy in result.snapshots:
         console.print(f"snapshot: {escape(api.display_path(copy))}")
     console.print(f"outputs: {escape(api.display_path(result.run_dir))}")
+    for label, page in shown:
+        console.print(f"{label}: {escape(api.display_path(page))}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -243,6 +250,31 @@ def cells(args: argparse.Namespace) -> int:
     if view.diagnostics and view.with_owners:
         console.print("[yellow]owners as far as the sidecar's working selectors tell[/yellow]")
     return EXIT_INPUT if any(d.severity == "error" for d in view.diagnostics) else EXIT_OK
+
+
+def view(args: argparse.Namespace) -> int:
+    """Write the review page, also for a sidecar with errors (it shows them); exit 1 when it has errors."""
+    from kale_yaml.authoring.cell_table import cells_view
+    from kale_yaml.load.paths import DEFAULT_OUTPUT_DIR
+    from kale_yaml.report.view_page import PAGE_NAME, view_page, write_page
+
+    cells = cells_view(args.path)
+    problems, project = list(cells.diagnostics), None
+    if cells.sidecar is not None and not problems:
+        try:
+            project = api.validate(cells.sidecar)
+            problems = list(project.warnings)
+        except KaleYamlError as exc:
+            problems = list(exc.diagnostics)
+    owners = {row.number: row.owners for row in cells.rows} if cells.with_owners else None
+    shown = cells.sidecar or cells.notebook.path
+    title = project.config.name if project else api.display_path(shown)
+    target = Path(args.output) if args.output else shown.parent / DEFAULT_OUTPUT_DIR / PAGE_NAME
+    page = view_page(cells.notebook, owners, problems, project, title)
+    write_page(target, page, [p for p in (cells.notebook.path, cells.sidecar) if p is not None])
+    report(problems, "text")
+    Console(highlight=False).print(f"[green]wrote[/green] {escape(api.display_path(target))}")
+    return EXIT_INPUT if any(d.severity == "error" for d in problems) else EXIT_OK
 
 
 def graph(args: argparse.Namespace) -> int:
@@ -345,6 +377,7 @@ COMMANDS: dict[str, Command] = {
     "debug": debug,
     "schema": schema,
     "cells": cells,
+    "view": view,
     "graph": graph,
     "packages": packages,
     "init": init,

@@ -11,7 +11,7 @@ def _kale_yaml_runtime():
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
+    packages_to_install=['dill==<installed>', 'matplotlib==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def load_data_step(
@@ -21,11 +21,12 @@ def load_data_step(
     "Step 'load_data': wine.ipynb cells 5-6."
     _prelude = [
         (2, '''\
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler'''),
     ]
@@ -52,7 +53,7 @@ print(df["target"].value_counts().sort_index())'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
+    packages_to_install=['dill==<installed>', 'matplotlib==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def split_step(
@@ -68,11 +69,12 @@ def split_step(
     "Step 'split': wine.ipynb cells 9-10."
     _prelude = [
         (2, '''\
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler'''),
     ]
@@ -102,7 +104,7 @@ X_test_s = scaler.transform(X_test)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
+    packages_to_install=['dill==<installed>', 'matplotlib==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def train_logreg_step(
@@ -116,11 +118,12 @@ def train_logreg_step(
     "Step 'train_logreg': wine.ipynb cell 12."
     _prelude = [
         (2, '''\
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler'''),
     ]
@@ -143,7 +146,7 @@ logreg.fit(X_train_s, y_train)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
+    packages_to_install=['dill==<installed>', 'matplotlib==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def train_forest_step(
@@ -157,11 +160,12 @@ def train_forest_step(
     "Step 'train_forest': wine.ipynb cell 14."
     _prelude = [
         (2, '''\
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler'''),
     ]
@@ -184,7 +188,7 @@ forest.fit(X_train_s, y_train)'''),
 
 @dsl.component(
     base_image='python:3.11-slim',
-    packages_to_install=['dill==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
+    packages_to_install=['dill==<installed>', 'matplotlib==<installed>', 'pandas==<installed>', 'scikit-learn==<installed>'],
     additional_funcs=[_kale_yaml_runtime],
 )
 def evaluate_step(
@@ -195,14 +199,15 @@ def evaluate_step(
     metrics: dsl.Output[dsl.Metrics],
     kale_yaml_report: dsl.Output[dsl.HTML],
 ):
-    "Step 'evaluate': wine.ipynb cells 16-17."
+    "Step 'evaluate': wine.ipynb cells 16-18."
     _prelude = [
         (2, '''\
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler'''),
     ]
@@ -215,12 +220,20 @@ for name, model in [("logreg", logreg), ("forest", forest)]:
         "accuracy": accuracy_score(y_test, pred),
         "f1": f1_score(y_test, pred, average="macro"),
     }
-scores'''),
+pd.DataFrame(scores).T.round(3)'''),
         (17, '''\
 best = max(scores, key=lambda name: scores[name]["f1"])
 accuracy = float(scores[best]["accuracy"])
 f1 = float(scores[best]["f1"])
 print(f"best: {best}  accuracy={accuracy:.3f}  f1={f1:.3f}")'''),
+        (18, '''\
+best_model = {"logreg": logreg, "forest": forest}[best]
+ConfusionMatrixDisplay.from_predictions(
+    y_test, best_model.predict(X_test_s), display_labels=["class 0", "class 1", "class 2"],
+    cmap="Blues", colorbar=False,
+)
+plt.title(f"{best}: the test set's confusion matrix")
+plt.show()'''),
     ]
     _kale_yaml_runtime().run_step(
         step='evaluate',
