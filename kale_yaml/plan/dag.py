@@ -43,6 +43,8 @@ class PlannedStep:
     outputs: tuple[str, ...]
     upstream: tuple[str, ...]  # every step this one waits for, in notebook order
     sources: tuple[tuple[int, str], ...]  # (cell number, code to execute), prelude not included
+    replay: tuple[tuple[int, str], ...] = ()  # (cell number, statement) of earlier steps it runs again first
+    sets: tuple[tuple[int, str], ...] = ()  # (cell number, what) of the process state it leaves later steps
 
     @property
     def name(self) -> str:
@@ -95,6 +97,8 @@ def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, s
             outputs=flow.outputs,
             upstream=tuple(sorted(upstream[step.name], key=order.__getitem__)),
             sources=flow.sources,
+            replay=flow.replay,
+            sets=flow.sets,
         )
     return Pipeline(
         config=config,

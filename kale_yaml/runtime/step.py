@@ -10,6 +10,7 @@ from kale_yaml.runtime.cells import main_module, run_cell
 from kale_yaml.runtime.errors import MetricError, StepError
 from kale_yaml.runtime.events import Progress, reporting
 from kale_yaml.runtime.files import make_folders, open_file, parent_folder
+from kale_yaml.runtime.generators import is_generator, restore_generator, save_generator
 from kale_yaml.runtime.marshal import load_value, save_value
 from kale_yaml.runtime.pickling import pickling_session, remember_prelude
 
@@ -42,17 +43,26 @@ def run_step(
         remember_prelude(namespace)
         if inputs:
             progress.emit("loading")
-        for name, path in inputs.items():
+        generators = [(name, path) for name, path in inputs.items() if is_generator(name)]
+        for name, path in [*((n, p) for n, p in inputs.items() if not is_generator(n)), *generators]:
             try:
+                if is_generator(name):  # last: loading a value may draw (importing its library can)
+                    restore_generator(name, path)
+                    continue
                 namespace[name] = load_value(path)
             except Exception as error:
                 problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
                 raise StepError(f"step {step!r}: {problem}") from error
         for number, source in cells[prelude:]:
             run_cell(progress, number, source, namespace)
+        for name, path in outputs.items():  # first: saving a value may draw
+            if is_generator(name):
+                save_generator(name, path)
         progress.emit("saving")
         _log_metrics(step, metrics, {name: _metric(step, name, namespace) for name in metric_names})
         for name, path in outputs.items():
+            if is_generator(name):
+                continue
             if name not in namespace:
                 raise StepError(f"step {step!r}: variable {name!r} is not defined after the step's cells ran")
             save_value(name, namespace[name], path, step=step)
