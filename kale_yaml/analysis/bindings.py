@@ -35,7 +35,9 @@ class Env:
     deleted: dict[str, int] = field(default_factory=dict)  # name -> cell whose `del` removed it
     star: str | None = None  # the last unit with `from x import *`
     opaque: bool = False  # some cell could not be analysed: its bindings are unknown
-    imported: dict[str, Replay] = field(default_factory=dict)  # name -> a step's top-level import that binds it
+    imported: dict[str, Replay] = field(
+        default_factory=dict
+    )  # name -> a step's top-level import that binds it
     origins: dict[str, str] = field(default_factory=dict)  # name -> what an import bound it to (`numpy`)
     estimators: set[str] = field(default_factory=set)  # scikit-learn objects built without random_state
     settings: list[tuple[str, Replay]] = field(default_factory=list)  # (step, setting), in notebook order
@@ -96,15 +98,23 @@ class Bindings:
         if missing:
             names_read = ", ".join(f"'{m}'" for m in missing)
             why = f"reads {names_read}, which later steps do not have at their start"
-            self.stuck.append((self.cell, statement.lineno, f"the {label} set here is not re-applied in later steps: it {why}"))
+            self.stuck.append(
+                (
+                    self.cell,
+                    statement.lineno,
+                    f"the {label} set here is not re-applied in later steps: it {why}",
+                )
+            )
             return
-        self.settings.append(Replay(self.cell, statement.lineno, text, label, tuple(needs), tuple(parameters)))
+        self.settings.append(
+            Replay(self.cell, statement.lineno, text, label, tuple(needs), tuple(parameters))
+        )
 
     def origin(self, name: str) -> str | None:
         return self.origins[name] if name in self.origins else self.env.origins.get(name)
 
     def draw(self, generator: str, line: int) -> None:
-        """A draw from a global random generator reads its state (if an earlier unit left one) and changes it."""
+        """A draw from a global random generator reads its state (if a unit before left it) and changes it."""
         self.note(generator, line, soft=True)
         self.bind(generator)
 

@@ -6,12 +6,13 @@ A pipeline step runs plain Python, so IPython-only lines are left out, each with
   `pass  # kale-yaml: left out: <the line>` at the same indentation, so every other line keeps its number and
   blocks stay valid (a trailing backslash continues the magic onto the next lines, left out too);
 - `%%time` and `%%capture` as the cell's first line: that line is left out and the body runs at top level;
-- `%%timeit`: the whole cell is left out (IPython runs its body inside a timing function, so it leaves nothing
-  in the namespace);
-- `%%writefile PATH` and `%%file PATH`: the cell becomes one statement that writes its body to PATH, as IPython
-  does, and the body's lines become comments (the analysis replays the write in later steps: `written_file`);
-- any other cell magic (`%%bash`, `%%writefile -a`, ...) raises `CellMagicError`: the caller decides whether it
-  matters (a skipped cell never reaches this module).
+- `%%timeit`: the whole cell is left out (IPython runs its body inside a timing function, so it leaves
+  nothing in the namespace);
+- `%%writefile PATH` and `%%file PATH`: the cell becomes one statement that writes its body to PATH, as
+  IPython does, and the body's lines become comments (the analysis replays the write in later steps:
+  `written_file`);
+- any other cell magic (`%%bash`, `%%writefile -a`, ...) raises `CellMagicError`: the caller decides whether
+  it matters (a skipped cell never reaches this module).
 A cell that already parses as Python is returned unchanged: `%` or `!` cannot start a Python statement, so
 such a cell holds no magic, and a line starting with `%` inside a triple-quoted string stays as it is.
 IPython's help syntax (`x?`) and assignment forms (`files = !ls`, `x = %who_ls`) are left alone: they remain
@@ -125,7 +126,10 @@ def _rewrite_lines(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
         magic = lines[first].strip()
         name = magic[2:].split(None, 1)[0] if magic[2:].strip() else ""
         if name == "timeit":
-            message = f"cell magic '{magic}' left out with its cell: IPython times the body in a function of its own"
+            message = (
+                f"cell magic '{magic}' left out with its cell: IPython times the body in a function of its"
+            )
+            message += " own, so it leaves nothing behind"
             return "".join(_left_out(line, "") for line in lines), [(first + 1, message)]
         if name in WRITE_FILE_MAGICS:
             return _write_file(cell.number, lines, first, name), []

@@ -32,6 +32,11 @@ class Replay:
     needs: tuple[Replay, ...] = ()  # the imports a setting reads, replayed before it
     parameters: tuple[str, ...] = ()  # the pipeline parameters a setting reads
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # -- settings: re-applied at the start of every later step ------------------------------------------------
 # Calls, by qualified name (or a prefix ending in "."), and what they set, as `graph` says it.
 SETTERS: dict[str, str] = {
@@ -127,37 +132,38 @@ SEEDS: dict[str, Generator] = {
     "torch.random.set_rng_state": _TORCH,
 }
 # numpy.random's own objects, which do not use the global state.
-_NUMPY_OWN_GENERATORS = frozenset(
-    "default_rng Generator RandomState SeedSequence BitGenerator MT19937 PCG64 PCG64DXSM Philox SFC64".split()
+_NUMPY_OWN_GENERATORS = _words(
+    "default_rng Generator RandomState SeedSequence BitGenerator MT19937 PCG64 PCG64DXSM Philox SFC64"
 )
-_RANDOM_DRAWS = frozenset(
+_RANDOM_DRAWS = _words(
     "random uniform triangular randint randrange choice choices shuffle sample gauss normalvariate "
     "lognormvariate expovariate vonmisesvariate gammavariate betavariate paretovariate weibullvariate "
-    "getrandbits randbytes binomialvariate getstate".split()
+    "getrandbits randbytes binomialvariate getstate"
 )
-_TORCH_DRAWS = frozenset(
+_TORCH_DRAWS = _words(
     "rand rand_like randn randn_like randint randint_like randperm normal bernoulli multinomial poisson "
-    "get_rng_state".split()
+    "get_rng_state"
 )
 # scikit-learn functions that draw from numpy's global generator unless given random_state.
-_SKLEARN_DRAWS = frozenset("train_test_split shuffle resample".split())
+_SKLEARN_DRAWS = _words("train_test_split shuffle resample")
 # scikit-learn classes that take random_state, so draw from numpy's global generator without it (when fitted,
 # or when splitting). A table, not every class: a class missing here is taken for one that never draws.
-SKLEARN_RANDOM_CLASSES = frozenset(
-    """RandomForestClassifier RandomForestRegressor ExtraTreesClassifier ExtraTreesRegressor
-    GradientBoostingClassifier GradientBoostingRegressor HistGradientBoostingClassifier
-    HistGradientBoostingRegressor DecisionTreeClassifier DecisionTreeRegressor ExtraTreeClassifier
-    ExtraTreeRegressor AdaBoostClassifier AdaBoostRegressor BaggingClassifier BaggingRegressor IsolationForest
-    RandomTreesEmbedding SGDClassifier SGDRegressor SGDOneClassSVM
-    Perceptron PassiveAggressiveClassifier PassiveAggressiveRegressor MLPClassifier MLPRegressor BernoulliRBM LinearSVC LinearSVR KMeans
-    MiniBatchKMeans BisectingKMeans SpectralClustering SpectralBiclustering SpectralCoclustering
-    AffinityPropagation GaussianMixture BayesianGaussianMixture PCA KernelPCA TruncatedSVD NMF MiniBatchNMF
-    FastICA SparsePCA MiniBatchSparsePCA DictionaryLearning MiniBatchDictionaryLearning FactorAnalysis
-    LatentDirichletAllocation TSNE MDS SpectralEmbedding LocallyLinearEmbedding GaussianRandomProjection
-    SparseRandomProjection RBFSampler Nystroem SkewedChi2Sampler PolynomialCountSketch ShuffleSplit StratifiedShuffleSplit GroupShuffleSplit
-    RandomizedSearchCV HalvingGridSearchCV HalvingRandomSearchCV DummyClassifier RANSACRegressor
-    TheilSenRegressor QuantileTransformer IterativeImputer KBinsDiscretizer GaussianProcessClassifier
-    GaussianProcessRegressor ClassifierChain RegressorChain OutputCodeClassifier""".split()
+SKLEARN_RANDOM_CLASSES = _words(
+    "RandomForestClassifier RandomForestRegressor ExtraTreesClassifier ExtraTreesRegressor "
+    "GradientBoostingClassifier GradientBoostingRegressor HistGradientBoostingClassifier "
+    "HistGradientBoostingRegressor DecisionTreeClassifier DecisionTreeRegressor ExtraTreeClassifier "
+    "ExtraTreeRegressor AdaBoostClassifier AdaBoostRegressor BaggingClassifier BaggingRegressor "
+    "IsolationForest RandomTreesEmbedding SGDClassifier SGDRegressor SGDOneClassSVM Perceptron "
+    "PassiveAggressiveClassifier PassiveAggressiveRegressor MLPClassifier MLPRegressor BernoulliRBM "
+    "LinearSVC LinearSVR KMeans MiniBatchKMeans BisectingKMeans SpectralClustering SpectralBiclustering "
+    "SpectralCoclustering AffinityPropagation GaussianMixture BayesianGaussianMixture PCA KernelPCA "
+    "TruncatedSVD NMF MiniBatchNMF FastICA SparsePCA MiniBatchSparsePCA DictionaryLearning "
+    "MiniBatchDictionaryLearning FactorAnalysis LatentDirichletAllocation TSNE MDS SpectralEmbedding "
+    "LocallyLinearEmbedding GaussianRandomProjection SparseRandomProjection RBFSampler Nystroem "
+    "SkewedChi2Sampler PolynomialCountSketch ShuffleSplit StratifiedShuffleSplit GroupShuffleSplit "
+    "RandomizedSearchCV HalvingGridSearchCV HalvingRandomSearchCV DummyClassifier RANSACRegressor "
+    "TheilSenRegressor QuantileTransformer IterativeImputer KBinsDiscretizer GaussianProcessClassifier "
+    "GaussianProcessRegressor ClassifierChain RegressorChain OutputCodeClassifier"
 )
 
 
@@ -182,15 +188,17 @@ def generator_event(call: ast.Call, name: str | None) -> tuple[Generator, bool] 
         return _TORCH, False
     if (module.startswith("torch.nn") and last[:1].isupper()) or module == "torch.nn.init":
         return _TORCH, False
-    if name.startswith("sklearn.") and not _seeded(call):
-        if last in SKLEARN_RANDOM_CLASSES or last in _SKLEARN_DRAWS or last.startswith("make_"):
-            return _NUMPY, False
+    sampler = last in SKLEARN_RANDOM_CLASSES or last in _SKLEARN_DRAWS or last.startswith("make_")
+    if name.startswith("sklearn.") and sampler and not _seeded(call):
+        return _NUMPY, False
     return None
 
 
 def unseeded_estimator(call: ast.Call, name: str | None) -> bool:
     """A scikit-learn object built without random_state: fitting it later, or passing it on, may draw."""
-    is_class = bool(name and name.startswith("sklearn.") and name.rpartition(".")[2] in SKLEARN_RANDOM_CLASSES)
+    is_class = bool(
+        name and name.startswith("sklearn.") and name.rpartition(".")[2] in SKLEARN_RANDOM_CLASSES
+    )
     return is_class and not _seeded(call)
 
 

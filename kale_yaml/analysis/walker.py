@@ -73,8 +73,10 @@ class Walker(Bindings):
             self.setting(statement, text or ast.unparse(statement), label)
             return
         for node in ast.walk(statement):
-            what = setting_label(node, self.origin) if isinstance(node, ast.stmt) else None
-            if what is not None and node is not statement:
+            if not isinstance(node, ast.stmt) or node is statement:
+                continue
+            what = setting_label(node, self.origin)
+            if what is not None:
                 problem = "inside a block or function, where kale-yaml cannot run it again"
                 self.stuck.append((self.cell, node.lineno, f"the {what} set here {problem}"))
 

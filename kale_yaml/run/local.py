@@ -82,7 +82,9 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
     sources = [source for _, source in pipeline.prelude_sources]
     sources += [source for step in pipeline.steps for _, source in step.sources]
     # modules a `%%writefile NAME.py` cell writes exist once the step that writes them has run
-    written = {what.removeprefix("file ").removesuffix(".py") for step in pipeline.steps for _, what in step.sets}
+    written = {
+        what.removeprefix("file ").removesuffix(".py") for step in pipeline.steps for _, what in step.sets
+    }
     for module in sorted({m for source in sources for m in imported_modules(source)}):
         if module in sys.stdlib_module_names or module == "__future__" or module in written:
             continue

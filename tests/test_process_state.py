@@ -1,0 +1,216 @@
+"""Process state that is not a variable travels too: imports and settings are replayed at the start of later
+steps, a global random generator's state is handed on as data, and what cannot travel is a located warning."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from kale_yaml import api
+from kale_yaml.analysis.steps import executable_source
+from kale_yaml.load.cells import Cell
+from kale_yaml.plan.graph import graph_text
+from kale_yaml.runtime.generators import restore_generator, save_generator
+from tests.conftest import CASES
+from tests.test_analysis import run, step
+
+SEEDED = CASES / "valid" / "seeded_generators"
+SETTINGS = CASES / "valid" / "process_settings"
+
+
+# -- imports (item 7) --------------------------------------------------------------------------------------
+def test_an_import_is_replayed_in_the_step_that_reads_it_not_shipped() -> None:
+    a = run({"load": ["import numpy as np\nxs = np.arange(3)"], "use": ["ys = np.asarray(xs) * 2"]})
+    assert step(a, "use").reads == {"xs": "load"}
+    assert step(a, "use").replay == ((1, "import numpy as np"),)
+    assert step(a, "load").outputs == ("xs",)
+
+
+def test_only_the_imported_name_read_is_replayed() -> None:
+    a = run({"load": ["from math import pi, sqrt\nimport os.path"], "use": ["r = sqrt(2)\nb = os.path.sep"]})
+    assert step(a, "use").replay == ((1, "from math import sqrt"), (1, "import os.path"))
+    assert step(a, "use").reads == {}
+
+
+def test_a_name_rebound_after_its_import_travels_as_a_value() -> None:
+    a = run({"load": ["from math import pi\npi = round(pi, 2)"], "use": ["r = pi * 2"]})
+    assert step(a, "use").reads == {"pi": "load"}
+    assert step(a, "use").replay == ()
+
+
+def test_an_import_inside_a_block_travels_as_before() -> None:
+    a = run({"load": ["try:\n    import json\nexcept ImportError:\n    json = None"], "use": ["j = json"]})
+    assert step(a, "use").reads == {"json": "load"}
+
+
+def test_the_graph_shows_no_edge_for_a_replayed_import() -> None:
+    pipeline = api.validate(CASES / "valid" / "imports_replayed").pipeline
+    assert {(e.source, e.target): e.variables for e in pipeline.edges} == {
+        ("load", "stats"): ("values",),
+        ("stats", "report"): ("avg",),
+    }
+
+
+# -- settings (items 1, 3, 4) ------------------------------------------------------------------------------
+def test_settings_are_replayed_in_later_steps_in_notebook_order_with_the_imports_they_read() -> None:
+    a = run(
+        {
+            "configure": ["import os\nimport pandas as pd\npd.set_option('display.precision', 2)"],
+            "env": ["os.environ['A'] = '1'\nx = 1"],
+            "last": ["y = x"],
+        }
+    )
+    assert step(a, "configure").sets == ((1, "pandas option"),)
+    assert step(a, "env").replay == (
+        (1, "import os"),  # read by the step itself
+        (1, "import pandas as pd"),
+        (1, "pd.set_option('display.precision', 2)"),
+    )
+    assert step(a, "last").replay == (
+        (1, "import os"),
+        (1, "import pandas as pd"),
+        (1, "pd.set_option('display.precision', 2)"),
+        (2, "os.environ['A'] = '1'"),
+    )
+
+
+def test_a_setting_that_reads_a_variable_is_not_replayed_and_says_where() -> None:
+    a = run({"a": ["import numpy as np\nn = 3\nnp.set_printoptions(precision=n)"], "b": ["m = 1"]})
+    assert step(a, "b").replay == ()
+    assert [str(w) for w in a.warnings] == [
+        "nb.ipynb: cell 1, line 3: the numpy print options set here is not re-applied in later steps: it reads"
+        " 'n', which later steps do not have at their start"
+    ]
+    assert a.warnings[0].code == "KY420"
+
+
+def test_a_setting_that_reads_a_parameter_is_replayed_with_the_parameter() -> None:
+    a = run(
+        {"a": ["import random\nimport os\nos.environ['SEED'] = str(seed)"], "b": ["m = 1"]},
+        parameters=["seed"],
+    )
+    assert step(a, "b").reads == {"seed": "parameter"}
+    assert step(a, "b").replay[-1] == (1, "os.environ['SEED'] = str(seed)")
+
+
+def test_a_setting_inside_a_block_is_a_located_warning() -> None:
+    a = run({"a": ["import os\nif True:\n    os.chdir('/')"], "b": ["m = 1"]})
+    assert step(a, "b").replay == ()
+    assert [(w.cell, w.line, w.code) for w in a.warnings] == [(1, 3, "KY420")]
+    assert "working directory" in a.warnings[0].message
+
+
+def test_settings_of_the_last_step_warn_about_nothing() -> None:
+    a = run({"a": ["m = 1"], "b": ["import numpy as np\nn = 3\nnp.set_printoptions(precision=n)"]})
+    assert a.warnings == ()
+
+
+def test_a_setting_in_a_time_cell_is_found() -> None:
+    a = run({"a": ["%%time\nimport warnings\nwarnings.simplefilter('ignore')"], "b": ["m = 1"]})
+    assert step(a, "a").sets == ((1, "warnings filter"),)
+    assert step(a, "b").replay == ((1, "import warnings"), (1, "warnings.simplefilter('ignore')"))
+
+
+def test_names_that_are_not_imports_are_never_setters() -> None:
+    a = run({"a": ["class O:\n    def set_config(self, **k): pass\nsklearn = O()\nsklearn.set_config(a=1)"],
+             "b": ["m = sklearn"]})  # fmt: skip
+    assert step(a, "a").sets == ()
+
+
+# -- random generators (item 2) ----------------------------------------------------------------------------
+def test_a_seeded_generator_orders_the_steps_that_draw_and_leaves_the_others_parallel() -> None:
+    upstream = {s.name: s.upstream for s in api.validate(SEEDED).pipeline.steps}
+    assert upstream == {
+        "seed": (),
+        "branch": ("seed",),
+        "draw": ("seed",),
+        "build": ("draw",),
+        "fit": ("draw", "build"),
+    }
+    edges = {(e.source, e.target): e.variables for e in api.validate(SEEDED).pipeline.edges}
+    assert edges[("seed", "draw")] == ("<numpy.random>", "<random>")
+    assert edges[("seed", "branch")] == ("base",)
+
+
+def test_graph_says_a_generator_state_travels() -> None:
+    text = graph_text(api.validate(SEEDED).pipeline)
+    assert "  seed -> draw: <numpy.random>, <random>" in text
+    assert "a global random generator's state" in text
+
+
+def test_a_step_that_seeds_before_drawing_reads_no_state() -> None:
+    a = run({"a": ["import random\nx = random.random()"], "b": ["random.seed(1)\ny = random.random()"]})
+    assert step(a, "b").reads == {}
+    assert step(a, "a").outputs == ()
+
+
+def test_an_estimator_without_random_state_draws_where_it_is_fitted() -> None:
+    prelude = ["from sklearn.ensemble import RandomForestClassifier\nimport numpy as np"]
+    a = run(
+        {
+            "seed": ["np.random.seed(0)"],
+            "build": ["free = RandomForestClassifier()\nfixed = RandomForestClassifier(random_state=1)"],
+            "fit_fixed": ["fixed.fit([[1]], [1])"],
+            "fit_free": ["free.fit([[1]], [1])"],
+        },
+        prelude=prelude,
+    )
+    assert "<numpy.random>" not in step(a, "fit_fixed").reads
+    assert step(a, "fit_free").reads["<numpy.random>"] == "build"
+
+
+def test_numpy_generator_objects_are_not_the_global_state() -> None:
+    a = run(
+        {
+            "a": ["import numpy as np\nnp.random.seed(1)"],
+            "b": ["g = np.random.default_rng(3)\nv = g.random()"],
+        }
+    )
+    assert "<numpy.random>" not in step(a, "b").reads
+
+
+def test_generator_state_survives_a_round_trip(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    random.seed(5)
+    np.random.seed(5)
+    save_generator("<random>", str(tmp_path / "r"))
+    save_generator("<numpy.random>", str(tmp_path / "n"))
+    expected = (random.random(), np.random.rand())
+    random.seed(0)
+    np.random.seed(0)
+    restore_generator("<random>", str(tmp_path / "r"))
+    restore_generator("<numpy.random>", str(tmp_path / "n"))
+    assert (random.random(), np.random.rand()) == expected
+
+
+# -- cell magics (item 6) ----------------------------------------------------------------------------------
+def test_timeit_cell_is_left_out_with_a_warning() -> None:
+    source, found = executable_source(Cell(1, None, "code", "%%timeit\nx = sum(range(10))\n"))
+    assert (
+        source == "pass  # kale-yaml: left out: %%timeit\npass  # kale-yaml: left out: x = sum(range(10))\n"
+    )
+    assert "leaves nothing behind" in found[0]
+    a = run({"a": ["%%timeit\nx = 1"], "b": ["y = 2"]})
+    assert step(a, "a").defines == ()
+
+
+def test_writefile_cell_writes_its_body_and_later_steps_write_it_again(tmp_path: Path) -> None:
+    cell = Cell(1, None, "code", "%%writefile 'mod.py'\ndef f():\n    return 1")
+    source, found = executable_source(cell)
+    assert found == []
+    assert source.splitlines()[1:] == ["# def f():", "#     return 1"]
+    namespace: dict[str, object] = {}
+    (tmp_path / "sub").mkdir()
+    exec(source.replace("'mod.py'", repr(str(tmp_path / "mod.py"))), namespace)
+    assert (tmp_path / "mod.py").read_text(encoding="utf-8") == "def f():\n    return 1\n"
+    a = run({"a": ["%%writefile mod.py\nX = 1"], "b": ["import mod\ny = mod.X"]})
+    assert step(a, "a").sets == ((1, "file mod.py"),)
+    assert step(a, "b").replay[0][1].startswith("__import__('pathlib').Path('mod.py').write_text('X = 1\\n'")
+
+
+def test_the_settings_case_lists_what_each_step_sets() -> None:
+    text = graph_text(api.validate(SETTINGS).pipeline)
+    assert "process state set again at the start of every later step:" in text
+    assert "  move: sys.path (cell 4), working directory (cell 4)" in text
