@@ -80,8 +80,8 @@ def test_a_setting_that_reads_a_variable_is_not_replayed_and_says_where() -> Non
     a = run({"a": ["import numpy as np\nn = 3\nnp.set_printoptions(precision=n)"], "b": ["m = 1"]})
     assert step(a, "b").replay == ()
     assert [str(w) for w in a.warnings] == [
-        "nb.ipynb: cell 1, line 3: the numpy print options set here is not re-applied in later steps: it reads"
-        " 'n', which later steps do not have at their start"
+        "nb.ipynb: cell 1, line 3: the numpy print options set here is not re-applied in later steps:"
+        " it reads 'n', which later steps do not have at their start"
     ]
     assert a.warnings[0].code == "KY420"
 
