@@ -137,11 +137,13 @@ more = np.random.rand(3)'''),
     additional_funcs=[_kale_yaml_runtime],
 )
 def fit_step(
+    seed: int,
     in_rng_numpy: dsl.Input[dsl.Artifact],
     in_rng_random: dsl.Input[dsl.Artifact],
     in_X: dsl.Input[dsl.Artifact],
     in_model: dsl.Input[dsl.Artifact],
     in_y: dsl.Input[dsl.Artifact],
+    metrics: dsl.Output[dsl.Metrics],
 ):
     "Step 'fit': nb.ipynb cell 6."
     # What earlier steps left in the process, set again in notebook order: imports, settings, files.
@@ -159,9 +161,11 @@ last = random.random()'''),
         notebook='nb.ipynb',
         cells=_replayed + _cells,
         prelude=len(_replayed),
-        parameters={},
+        parameters={'seed': seed},
         inputs={'<numpy.random>': in_rng_numpy.path, '<random>': in_rng_random.path, 'X': in_X.path, 'model': in_model.path, 'y': in_y.path},
         outputs={},
+        metrics=metrics,
+        metric_names=['last', 'seed'],
     )
 
 
@@ -187,6 +191,7 @@ def seeded_generators(
     )
     build_task.set_display_name('build')
     fit_task = fit_step(
+        seed=seed,
         in_rng_numpy=build_task.outputs['out_rng_numpy'],
         in_rng_random=draw_task.outputs['out_rng_random'],
         in_X=draw_task.outputs['out_X'],
