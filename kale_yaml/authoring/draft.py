@@ -5,7 +5,10 @@
   notebook (it becomes the description) and the next level down makes the sections. A section without code
   makes no step.
 - Parameters: the cells tagged `parameters` (papermill's convention).
-- Prelude: the import-only code cells before the first section, up to the first other code cell.
+- Prelude: the code cells before the first section that only import and make process-wide settings (the
+  setters of kale_yaml.analysis.process_state, reading only imported names), up to the first other code cell.
+- Skip: code cells that cannot run in a pipeline step (a cell magic like `%%bash`, IPython-only syntax), with
+  a comment saying why. Comment-only cells are blank: they need no owner.
 - Setup: any other code before the first section becomes a first step, `setup`.
 - Selectors: `{heading: ...}` when the heading is unique and its section is exactly the step's code, else
   `{from: ...}` (up to the next step), else the cell numbers; prelude, parameters and setup cells by id
@@ -16,6 +19,7 @@ The draft is text; `draft_sidecar` never writes. The command line writes it and 
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import sys
 import unicodedata
@@ -25,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kale_yaml.analysis.magics import CellMagicError, executable_source, parse_python
+from kale_yaml.analysis.magics import CellMagicError, compile_check, executable_source, parse_python
+from kale_yaml.analysis.process_state import generator_event, import_bindings, qualified, setting_label
 from kale_yaml.authoring.sidecar_writer import commented, describe_numbers, flow, header, quoted, scalar
 from kale_yaml.authoring.sidecar_writer import selector as number_selector
 from kale_yaml.load.cells import Cell, Notebook
@@ -70,15 +75,18 @@ def draft_sidecar(notebook: Notebook, tags: Sequence[Sequence[str]]) -> str:
     """The text of a `pipeline.kale.yaml` beside `notebook`; `tags[i]` are the tags of cell i + 1."""
     cells = notebook.cells
     code = [c.number for c in cells if c.cell_type == "code" and not c.is_blank]
+    skipped = {n: why for n in code if (why := cannot_run(notebook.cell(n))) is not None}
+    code = [n for n in code if n not in skipped]
     parameters = [n for n in code if PARAMETERS_TAG in _tags(tags, n)]
     title, sections = top_sections(notebook)
     first_section = sections[0].start if sections else len(cells) + 1
     prelude: list[int] = []
     setup: list[int] = []
+    origins: dict[str, str] = {}
     for n in code:
         if n >= first_section or n in parameters:
             continue
-        if not setup and is_import_only(notebook.cell(n)):
+        if not setup and sets_up_only(notebook.cell(n), origins):
             prelude.append(n)
         else:
             setup.append(n)
@@ -107,7 +115,7 @@ def draft_sidecar(notebook: Notebook, tags: Sequence[Sequence[str]]) -> str:
         selector = _cells_selector(notebook, everything) if everything else "1"
         steps = [_Step("main", tuple(everything), selector, "the whole notebook")]
     level = f"`{'#' * sections[0].level}` section" if sections else "section"
-    return _render(notebook, title, parameters, prelude, steps, level)
+    return _render(notebook, title, parameters, prelude, steps, level, skipped)
 
 
 def top_sections(notebook: Notebook) -> tuple[str | None, list[Section]]:
@@ -133,6 +141,51 @@ def top_sections(notebook: Notebook) -> tuple[str | None, list[Section]]:
                     sections.append(Section(cell.number, heading.text, heading.level))
                     break
     return (title[1].text if title else None), sections
+
+
+def cannot_run(cell: Cell) -> str | None:
+    """Why a code cell cannot run in a pipeline step, or None when it can."""
+    try:
+        source, _ = executable_source(cell)
+        parse_python(source)
+        compile_check(source, f"<cell {cell.number}>")
+    except CellMagicError as error:
+        return f"cell magic {error.magic_name}"
+    except (SyntaxError, ValueError):
+        return "not Python (IPython-only syntax?)"
+    return None
+
+
+def sets_up_only(cell: Cell, origins: dict[str, str]) -> bool:
+    """Whether the cell only imports and makes process-wide settings that read imported names only; its
+    imports join `origins` (name -> what was imported), which the prelude's later cells see."""
+    try:
+        tree = parse_python(executable_source(cell)[0])
+    except (CellMagicError, SyntaxError, ValueError):
+        return False
+    seen = dict(origins)
+    found = False
+    for statement in tree.body:
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            seen.update((bound, origin) for bound, origin, _ in import_bindings(statement))
+            found = True
+        elif setting_label(statement, seen.get) is not None or _seeds(statement, seen):
+            names = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)}
+            if any(name not in seen and not hasattr(builtins, name) for name in names):
+                return False
+            found = True
+        elif not isinstance(statement, ast.Pass):
+            return False
+    origins.update(seen)
+    return found
+
+
+def _seeds(statement: ast.stmt, origins: dict[str, str]) -> bool:
+    """`np.random.seed(0)`: in the prelude, every step starts from the seed, as the notebook does."""
+    if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+        return False
+    event = generator_event(statement.value, qualified(statement.value.func, origins.get))
+    return event is not None and event[1]
 
 
 def is_import_only(cell: Cell) -> bool:
@@ -298,6 +351,7 @@ def _render(
     prelude: list[int],
     steps: list[_Step],
     level: str,
+    skipped: dict[int, str],
 ) -> str:
     lines = header(
         f"Drafted by `kale-yaml init` from {notebook.path.name}. Review it, then run `kale-yaml validate`."
@@ -332,10 +386,14 @@ def _render(
         lines.append(
             commented(
                 f"prelude: {_cells_selector(notebook, prelude)}",
-                f"{describe_numbers(prelude)}: imports, run at the start of every step",
+                f"{describe_numbers(prelude)}: imports and settings, run at the start of every step",
             )
         )
-    lines.append(commented('# skip: [{match: "^# scratch"}]', "cells that never run in the pipeline"))
+    if skipped:
+        lines.append(commented(f"skip: {_cells_selector(notebook, list(skipped))}", "cells that never run"))
+        lines.extend(f"  # cell {n} cannot run in a pipeline step: {why}" for n, why in skipped.items())
+    else:
+        lines.append(commented('# skip: [{match: "^# scratch"}]', "cells that never run in the pipeline"))
     lines.append(commented("steps:", f"one per top-level {level}, in notebook order"))
     for step in steps:
         lines.append(f"  - name: {step.name}")
