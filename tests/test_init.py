@@ -13,7 +13,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.authoring.draft import is_import_only, pipeline_name, step_name, top_sections
+from kale_yaml.authoring.draft import pipeline_name, step_name, top_sections
+from kale_yaml.authoring.draft_cells import is_import_only
 from kale_yaml.cli.main import main
 from kale_yaml.load.cells import Cell
 from kale_yaml.load.notebook import load_notebook
