@@ -10,6 +10,7 @@ import pytest
 
 from kale_yaml import api
 from kale_yaml.analysis.steps import executable_source
+from kale_yaml.cli.main import main
 from kale_yaml.load.cells import Cell
 from kale_yaml.plan.graph import graph_text
 from kale_yaml.runtime.generators import restore_generator, save_generator
@@ -214,3 +215,15 @@ def test_the_settings_case_lists_what_each_step_sets() -> None:
     text = graph_text(api.validate(SETTINGS).pipeline)
     assert "process state set again at the start of every later step:" in text
     assert "  move: sys.path (cell 4), working directory (cell 4)" in text
+
+
+def test_cells_lists_the_process_state_each_cell_sets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cells", str(SETTINGS)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "process state, set again in later steps: cell 2: scikit-learn config, pandas option, environment"
+        " variable, numpy print options, warnings filter; cell 3: file helper_mod.py; cell 4: sys.path,"
+        " working directory"
+    ) in out
+    assert main(["cells", str(SEEDED)]) == 0
+    assert "cell 2: numpy.random seed, random seed" in " ".join(capsys.readouterr().out.split())

@@ -285,6 +285,28 @@ def _lookup(table: dict[str, str], name: str | None) -> str | None:
     return None
 
 
+def notebook_state(sources: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(cell number, what it sets) for the top-level setters and seeds of code cells, given as (number,
+    executable source) in notebook order: what `cells` shows. Cells that do not parse are passed over."""
+    origins: dict[str, str] = {}
+    found: list[tuple[int, str]] = []
+    for number, source in sources:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for statement in tree.body:
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                origins.update((bound, origin) for bound, origin, _ in import_bindings(statement))
+            what = setting_label(statement, origins.get)
+            if what is None and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+                event = generator_event(statement.value, qualified(statement.value.func, origins.get))
+                what = f"{event[0].module} seed" if event is not None and event[1] else None
+            if what is not None and (number, what) not in found:
+                found.append((number, what))
+    return found
+
+
 def port_stem(variable: str) -> str | None:
     """The stem of a generator state's artifact ports (`rng_numpy`), or None for a notebook variable."""
     return next((g.port for g in GENERATORS if g.variable == variable), None)
