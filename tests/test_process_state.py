@@ -103,6 +103,11 @@ def test_a_setting_inside_a_block_is_a_located_warning() -> None:
     assert "working directory" in a.warnings[0].message
 
 
+def test_a_setting_inside_a_function_runs_where_it_is_called_and_is_no_warning() -> None:
+    a = run({"a": ["import os\ndef go():\n    os.chdir('/')"], "b": ["go()"]})
+    assert a.warnings == ()
+
+
 def test_settings_of_the_last_step_warn_about_nothing() -> None:
     a = run({"a": ["m = 1"], "b": ["import numpy as np\nn = 3\nnp.set_printoptions(precision=n)"]})
     assert a.warnings == ()

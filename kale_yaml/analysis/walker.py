@@ -72,13 +72,20 @@ class Walker(Bindings):
             text = ast.get_source_segment(source, statement) if source else None
             self.setting(statement, text or ast.unparse(statement), label)
             return
-        for node in ast.walk(statement):
-            if not isinstance(node, ast.stmt) or node is statement:
+        # A function's body runs where it is called, setters included; a block's runs here, once.
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        pending = [] if isinstance(statement, functions) else list(ast.iter_child_nodes(statement))
+        while pending:
+            node = pending.pop()
+            if not isinstance(node, ast.stmt | ast.excepthandler | ast.match_case) or isinstance(
+                node, functions
+            ):
                 continue
-            what = setting_label(node, self.origin)
-            if what is not None:
-                problem = "inside a block or function, where kale-yaml cannot run it again"
+            what = setting_label(node, self.origin) if isinstance(node, ast.stmt) else None
+            if isinstance(node, ast.stmt) and what is not None:
+                problem = "inside a block, where kale-yaml cannot run it again"
                 self.stuck.append((self.cell, node.lineno, f"the {what} set here {problem}"))
+            pending.extend(ast.iter_child_nodes(node))
 
     # -- statements ----------------------------------------------------------------------------------------
     def block(self, body: Sequence[ast.stmt]) -> None:
