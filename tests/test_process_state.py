@@ -232,3 +232,27 @@ def test_cells_lists_the_process_state_each_cell_sets(capsys: pytest.CaptureFixt
     ) in out
     assert main(["cells", str(SEEDED)]) == 0
     assert "cell 2: numpy.random seed, random seed" in " ".join(capsys.readouterr().out.split())
+
+
+def test_torch_generator_is_followed_by_name_without_torch_installed() -> None:
+    a = run(
+        {
+            "seed": ["import torch\ntorch.manual_seed(0)"],
+            "other": ["n = 1"],
+            "draw": ["t = torch.rand(3)\nlayer = torch.nn.Linear(2, 2)"],
+        }
+    )
+    assert step(a, "draw").reads == {"<torch>": "seed"}
+    assert step(a, "other").reads == {}
+
+
+def test_an_estimator_passed_to_a_function_draws_there() -> None:
+    prelude = [
+        "import numpy as np\nfrom sklearn.cluster import KMeans",
+        "from sklearn.model_selection import cross_val_score",
+    ]
+    a = run(
+        {"build": ["np.random.seed(0)\nkm = KMeans(3)"], "score": ["s = cross_val_score(km, [[1]], [1])"]},
+        prelude=prelude,
+    )
+    assert step(a, "score").reads["<numpy.random>"] == "build"
