@@ -32,6 +32,7 @@ OVERRIDES: dict[str, dict[str, str]] = {
     "wine": {"seed": "3", "C": "0.05", "n_estimators": "5"},
     "parameter_override": {"n": "5", "label": "yy", "extra": "1"},
     "seeded_generators": {"seed": "7"},
+    "imports_replayed": {"scale": "3"},
     "process_settings": {"width": "5"},
     "textstats": {"top_n": "3", "min_word_length": "5"},
     "json_parameters": {

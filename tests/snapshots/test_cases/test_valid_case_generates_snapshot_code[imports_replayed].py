@@ -17,9 +17,9 @@ def _kale_yaml_runtime():
 def load_step(
     out_values: dsl.Output[dsl.Artifact],
 ):
-    "Step 'load': nb.ipynb cell 2."
+    "Step 'load': nb.ipynb cell 3."
     _cells = [
-        (2, '''\
+        (3, '''\
 import numpy as np
 from statistics import mean
 values = np.arange(6)'''),
@@ -40,26 +40,27 @@ values = np.arange(6)'''),
     additional_funcs=[_kale_yaml_runtime],
 )
 def stats_step(
+    scale: int,
     in_values: dsl.Input[dsl.Artifact],
     out_avg: dsl.Output[dsl.Artifact],
 ):
-    "Step 'stats': nb.ipynb cell 3."
+    "Step 'stats': nb.ipynb cell 4."
     # What earlier steps left in the process, set again in notebook order: imports, settings, files.
     _replayed = [
-        (2, 'import numpy as np'),
-        (2, 'from statistics import mean'),
+        (3, 'import numpy as np'),
+        (3, 'from statistics import mean'),
     ]
     _cells = [
-        (3, '''\
+        (4, '''\
 avg = mean(values.tolist())
-scaled = np.asarray(values) * 2'''),
+scaled = np.asarray(values) * scale'''),
     ]
     _kale_yaml_runtime().run_step(
         step='stats',
         notebook='nb.ipynb',
         cells=_replayed + _cells,
         prelude=len(_replayed),
-        parameters={},
+        parameters={'scale': scale},
         inputs={'values': in_values.path},
         outputs={'avg': out_avg.path},
     )
@@ -73,13 +74,13 @@ scaled = np.asarray(values) * 2'''),
 def report_step(
     in_avg: dsl.Input[dsl.Artifact],
 ):
-    "Step 'report': nb.ipynb cell 4."
+    "Step 'report': nb.ipynb cell 5."
     # What earlier steps left in the process, set again in notebook order: imports, settings, files.
     _replayed = [
-        (2, 'import numpy as np'),
+        (3, 'import numpy as np'),
     ]
     _cells = [
-        (4, '''\
+        (5, '''\
 import math
 root = math.sqrt(avg)
 label = f"{np.__name__}: {root:.3f}"'''),
@@ -96,10 +97,13 @@ label = f"{np.__name__}: {root:.3f}"'''),
 
 
 @dsl.pipeline(name='imports-replayed', description='names bound by import in one step are imported again where later steps read them')
-def imports_replayed():
+def imports_replayed(
+    scale: int = 2,
+):
     load_task = load_step()
     load_task.set_display_name('load')
     stats_task = stats_step(
+        scale=scale,
         in_values=load_task.outputs['out_values'],
     )
     stats_task.set_display_name('stats')
