@@ -248,5 +248,5 @@ def test_setting_only_cells_join_the_prelude_and_cells_that_cannot_run_are_skipp
     assert data["prelude"] == [{"id": "c01"}, {"id": "c02"}]
     assert data["skip"] == [{"id": "c06"}, {"id": "c07"}]
     assert "# cell 6 cannot run in a pipeline step: cell magic %%bash" in text
-    assert "# cell 7 cannot run in a pipeline step: not Python" in text
+    assert "# cell 7 cannot run in a pipeline step: not Python (invalid syntax; IPython-only syntax?)" in text
     assert [s.config.name for s in api.validate(tmp_path).pipeline.steps] == ["data"]

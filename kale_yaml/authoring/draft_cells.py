@@ -6,7 +6,13 @@ from __future__ import annotations
 import ast
 import builtins
 
-from kale_yaml.analysis.magics import CellMagicError, compile_check, executable_source, parse_python
+from kale_yaml.analysis.magics import (
+    CellMagicError,
+    NestedTooDeeply,
+    compile_check,
+    executable_source,
+    parse_python,
+)
 from kale_yaml.analysis.process_state import generator_event, import_bindings, qualified, setting_label
 from kale_yaml.load.cells import Cell
 
@@ -19,8 +25,10 @@ def cannot_run(cell: Cell) -> str | None:
         compile_check(source, f"<cell {cell.number}>")
     except CellMagicError as error:
         return f"cell magic {error.magic_name}"
-    except (SyntaxError, ValueError):
-        return "not Python (IPython-only syntax?)"
+    except NestedTooDeeply:
+        return "nested too deeply for Python to compile"
+    except (SyntaxError, ValueError) as error:
+        return f"not Python ({getattr(error, 'msg', error)}; IPython-only syntax?)"
     return None
 
 
