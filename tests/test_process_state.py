@@ -132,7 +132,7 @@ def test_a_seeded_generator_orders_the_steps_that_draw_and_leaves_the_others_par
         "seed": (),
         "branch": ("seed",),
         "draw": ("seed",),
-        "build": ("draw",),
+        "build": ("seed", "draw"),  # seed: the function `noise`, which draws where build calls it
         "fit": ("draw", "build"),
     }
     edges = {(e.source, e.target): e.variables for e in api.validate(SEEDED).pipeline.edges}
@@ -256,3 +256,15 @@ def test_an_estimator_passed_to_a_function_draws_there() -> None:
         prelude=prelude,
     )
     assert step(a, "score").reads["<numpy.random>"] == "build"
+
+
+def test_a_function_that_draws_draws_where_it_is_called() -> None:
+    a = run(
+        {
+            "seed": ["import numpy as np\nnp.random.seed(0)\ndef noise(n):\n    return np.random.rand(n)"],
+            "other": ["m = 1"],
+            "use": ["x = noise(3)"],
+        }
+    )
+    assert step(a, "use").reads == {"<numpy.random>": "seed", "noise": "seed"}
+    assert step(a, "other").reads == {}

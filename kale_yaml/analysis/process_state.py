@@ -20,6 +20,8 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kale_yaml.analysis.scopes import Deferred
+
 
 @dataclass(frozen=True, order=True)
 class Replay:
@@ -192,6 +194,19 @@ def generator_event(call: ast.Call, name: str | None) -> tuple[Generator, bool] 
     if name.startswith("sklearn.") and sampler and not _seeded(call):
         return _NUMPY, False
     return None
+
+
+def generators_used(function: ast.FunctionDef | ast.AsyncFunctionDef, origins: Origins) -> Deferred:
+    """What a function's draws and seeds do where it is called: a draw reads and changes the generator's
+    state, a seed only sets it (names resolved with the imports made before the function is defined)."""
+    reads: set[str] = set()
+    sets: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            event = generator_event(node, qualified(node.func, origins))
+            if event is not None:
+                (sets if event[1] else reads).add(event[0].variable)
+    return Deferred(needs=frozenset(reads), binds=frozenset(reads | sets))
 
 
 def unseeded_estimator(call: ast.Call, name: str | None) -> bool:

@@ -17,6 +17,7 @@ from kale_yaml.analysis.bindings import NUMPY_GENERATOR, Bindings
 from kale_yaml.analysis.process_state import (
     Replay,
     generator_event,
+    generators_used,
     import_bindings,
     qualified,
     setting_label,
@@ -169,7 +170,7 @@ class Walker(Bindings):
         self.arguments(node.args)
         if node.returns is not None:
             self.annotation(node.returns)
-        deferred = function_deferred(node, frozenset())
+        deferred = function_deferred(node, frozenset()) | generators_used(node, self.origin)
         if self.classes:
             self.classes[-1][0].add(node.name)
             self.classes[-1][1].append(deferred)

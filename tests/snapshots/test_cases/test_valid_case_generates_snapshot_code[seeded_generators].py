@@ -19,6 +19,7 @@ def seed_step(
     out_rng_numpy: dsl.Output[dsl.Artifact],
     out_rng_random: dsl.Output[dsl.Artifact],
     out_base: dsl.Output[dsl.Artifact],
+    out_noise: dsl.Output[dsl.Artifact],
 ):
     "Step 'seed': nb.ipynb cell 2."
     _cells = [
@@ -28,7 +29,11 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 np.random.seed(seed)
 random.seed(seed)
-base = 10'''),
+base = 10
+
+
+def noise(n):
+    return np.random.rand(n).round(12)'''),
     ]
     _kale_yaml_runtime().run_step(
         step='seed',
@@ -36,7 +41,7 @@ base = 10'''),
         cells=_cells,
         parameters={'seed': seed},
         inputs={},
-        outputs={'<numpy.random>': out_rng_numpy.path, '<random>': out_rng_random.path, 'base': out_base.path},
+        outputs={'<numpy.random>': out_rng_numpy.path, '<random>': out_rng_random.path, 'base': out_base.path, 'noise': out_noise.path},
     )
 
 
@@ -106,6 +111,7 @@ y = (X[:, 0] > 0.5).astype(int)'''),
 )
 def build_step(
     in_rng_numpy: dsl.Input[dsl.Artifact],
+    in_noise: dsl.Input[dsl.Artifact],
     out_rng_numpy: dsl.Output[dsl.Artifact],
     out_model: dsl.Output[dsl.Artifact],
 ):
@@ -118,7 +124,7 @@ def build_step(
     _cells = [
         (5, '''\
 model = RandomForestClassifier(n_estimators=3)
-more = np.random.rand(3)'''),
+more = noise(3)'''),
     ]
     _kale_yaml_runtime().run_step(
         step='build',
@@ -126,7 +132,7 @@ more = np.random.rand(3)'''),
         cells=_replayed + _cells,
         prelude=len(_replayed),
         parameters={},
-        inputs={'<numpy.random>': in_rng_numpy.path},
+        inputs={'<numpy.random>': in_rng_numpy.path, 'noise': in_noise.path},
         outputs={'<numpy.random>': out_rng_numpy.path, 'model': out_model.path},
     )
 
@@ -188,6 +194,7 @@ def seeded_generators(
     draw_task.set_display_name('draw')
     build_task = build_step(
         in_rng_numpy=draw_task.outputs['out_rng_numpy'],
+        in_noise=seed_task.outputs['out_noise'],
     )
     build_task.set_display_name('build')
     fit_task = fit_step(
