@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kale_yaml import api
 from kale_yaml.analysis.steps import executable_source
@@ -268,3 +270,31 @@ def test_a_function_that_draws_draws_where_it_is_called() -> None:
     )
     assert step(a, "use").reads == {"<numpy.random>": "seed", "noise": "seed"}
     assert step(a, "other").reads == {}
+
+
+SETTERS = [
+    "pd.set_option('display.max_rows', 5)",
+    "np.set_printoptions(precision=3)",
+    "os.environ['K'] = 'v'",
+    "warnings.simplefilter('ignore')",
+    "sys.path.append('lib')",
+]
+
+
+@given(st.lists(st.lists(st.sampled_from(SETTERS), max_size=3), min_size=1, max_size=5))
+@settings(max_examples=60, deadline=None)
+def test_every_earlier_setting_is_replayed_once_in_notebook_order(steps: list[list[str]]) -> None:
+    imports = "import os\nimport sys\nimport warnings\nimport numpy as np\nimport pandas as pd"
+    cells = {f"s{i}": ["\n".join([*setters, f"v{i} = {i}"])] for i, setters in enumerate(steps)}
+    a = run({**cells, "last": ["done = 1"]}, prelude=[imports])
+    replayed = [source for _cell, source in step(a, "last").replay]
+    assert replayed == [setter for setters in steps for setter in setters]
+    assert a.warnings == ()
+
+
+def test_file_is_an_alias_of_writefile_and_a_home_path_is_expanded_where_it_runs() -> None:
+    source, _ = executable_source(Cell(1, None, "code", "%%file ~/notes.txt\nhello"))
+    assert source.splitlines()[0] == (
+        "__import__('pathlib').Path('~/notes.txt').expanduser().write_text('hello\\n', encoding='utf-8')"
+        "  # kale-yaml: %%file ~/notes.txt"
+    )
