@@ -34,6 +34,9 @@ def run_step(
 
     The first `prelude` cells run before the inputs are loaded; the classes and functions they define travel
     by name, so every step (which runs the prelude too) shares one definition of each, as the notebook does.
+    Generated code counts there, after the prelude, what earlier steps left in the process (imports, settings,
+    files). Inputs and outputs named like `<numpy.random>` are a global random generator's state
+    (generators.py): restored after the values are loaded, saved before them.
     """
     progress = Progress(step, notebook)
     with reporting(progress), main_module() as namespace, pickling_session():
