@@ -4,7 +4,7 @@ A pipeline step runs in its own process, so what a notebook cell leaves in the p
 setting, an environment variable, a seeded random generator, a file written by `%%writefile`) is lost between
 steps unless it is carried. Three ways, chosen by kind:
 - imports are replayed: a name an earlier step bound by a top-level `import` is imported again at the start
-  of a later step that reads it, instead of travelling as a value (`import_source`);
+  of a later step that reads it, instead of travelling as a value (`import_bindings`);
 - settings are replayed: a top-level statement that the table below recognises as a setter (`SETTERS`,
   `SETTING_TARGETS`) runs again at the start of every later step, in notebook order, when every name it reads
   is one the later step has there (parameters, the prelude's names, replayed imports);
