@@ -166,6 +166,9 @@ NOT_A_VARIABLE = _kind(
 )
 UNDEFINED_INPUT = _kind("KY408", "undefined-input", "an `inputs:` entry no earlier cell defines")
 LEFT_OUT = _kind("KY409", "left-out", "an IPython line (magic, shell) left out of the step", "warning")
+STATE_NOT_CARRIED = _kind(
+    "KY420", "state-not-carried", "process state a step sets that later steps do not get", "warning"
+)
 
 # -- KY5xx: the plan ----------------------------------------------------------------------------------------
 CYCLE = _kind("KY501", "cycle", "`after:` closes a cycle of steps")

@@ -112,6 +112,7 @@ def test_failed_build_leaves_earlier_outputs_as_they_were(copy_case: CopyCase) -
     folder = copy_case(CASES / "valid" / "inplace_mutation")
     first = api.build(folder)
     saved = {p: p.read_bytes() for p in (first.python_path, first.yaml_path)}
+    listing = sorted(p.relative_to(folder) for p in (folder / ".kale").rglob("*"))
     sidecar = folder / "pipeline.kale.yaml"
     sidecar.write_text(
         sidecar.read_text(encoding="utf-8").replace("name: total", "name: Total"), encoding="utf-8"
@@ -119,7 +120,7 @@ def test_failed_build_leaves_earlier_outputs_as_they_were(copy_case: CopyCase) -
     with pytest.raises(KaleYamlError):
         api.build(folder)
     assert {p: p.read_bytes() for p in saved} == saved
-    assert sorted(p.name for p in first.python_path.parent.iterdir()) == sorted(p.name for p in saved)
+    assert sorted(p.relative_to(folder) for p in (folder / ".kale").rglob("*")) == listing  # no leftovers
 
 
 def test_check_reports_stale_outputs(copy_case: CopyCase) -> None:

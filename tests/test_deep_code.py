@@ -92,9 +92,11 @@ def test_too_deep_code_on_the_command_line_exits_1_without_a_traceback(tmp_path:
     for argv in (["cells"], ["cells", "nb.ipynb"]):  # owners come from selectors: no code analysed
         assert kale_yaml(*argv).returncode == 0
     (tmp_path / "pipeline.kale.yaml").unlink()
-    done = kale_yaml("init", "nb.ipynb")  # drafts the sidecar, which does not validate yet
+    done = kale_yaml("init", "nb.ipynb")  # skips the cell that cannot run: the cell reading from it fails
     assert done.returncode == 1
-    assert "cell 3: the code is nested too deeply for Python" in done.stdout + done.stderr
+    draft = (tmp_path / "pipeline.kale.yaml").read_text(encoding="utf-8")
+    assert "# cell 3 cannot run in a pipeline step: nested too deeply for Python to compile" in draft
+    assert "cell 4, line 1: 'b' is read here but no earlier cell defines it" in done.stderr
 
 
 @contextmanager

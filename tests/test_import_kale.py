@@ -194,6 +194,24 @@ def test_skip_and_untagged_cells_join_as_kale_joins_them(tmp_path: Path) -> None
     ]
 
 
+def test_a_metric_may_name_a_pipeline_parameter_and_reports_its_value(tmp_path: Path) -> None:
+    path = kale_notebook(
+        tmp_path,
+        [
+            ("code", "d1 = 4\nrate = 0.5", ["pipeline-parameters"]),
+            ("code", "accuracy = 0.9 * rate", ["step:train"]),
+            ("code", "print(accuracy)\nprint(d1)", ["pipeline-metrics"]),
+        ],
+    )
+    result, data = run_import(path)
+    assert data["metrics"] == {"step": "train", "names": ["accuracy", "d1"]}
+    (tmp_path / "pipeline.kale.yaml").write_text(result.text)
+    pipeline = api.validate(tmp_path).pipeline
+    assert pipeline.step("train").parameters == ("d1", "rate")
+    generated = api.generate(api.validate(tmp_path), local=True)
+    assert "parameters={'d1': d1, 'rate': rate}" in generated
+
+
 def test_a_metric_another_step_computes_becomes_an_input(tmp_path: Path) -> None:
     path = kale_notebook(
         tmp_path,

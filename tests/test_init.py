@@ -13,7 +13,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from syrupy.assertion import SnapshotAssertion
 
 from kale_yaml import api
-from kale_yaml.authoring.draft import is_import_only, pipeline_name, step_name, top_sections
+from kale_yaml.authoring.draft import pipeline_name, step_name, top_sections
+from kale_yaml.authoring.draft_cells import is_import_only
 from kale_yaml.cli.main import main
 from kale_yaml.load.cells import Cell
 from kale_yaml.load.notebook import load_notebook
@@ -209,3 +210,43 @@ def test_pipeline_names() -> None:
 )
 def test_import_only_cells(source: str, expected: bool) -> None:
     assert is_import_only(Cell(1, None, "code", source)) is expected
+
+
+def test_a_license_comment_cell_makes_no_setup_step(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path / "nb.ipynb",
+        [
+            ("code", "# Authors: The scikit-learn developers\n# SPDX-License-Identifier: BSD-3-Clause"),
+            ("code", "import numpy as np"),
+            ("md", "## Data"),
+            ("code", "x = np.arange(3)"),
+        ],
+    )
+    assert main(["init", str(path)]) == 0
+    data = yaml.safe_load((tmp_path / "pipeline.kale.yaml").read_text())
+    assert [s["name"] for s in data["steps"]] == ["data"]
+    assert data["prelude"] == {"id": "c02"}
+    api.validate(tmp_path)
+
+
+def test_setting_only_cells_join_the_prelude_and_cells_that_cannot_run_are_skipped(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path / "nb.ipynb",
+        [
+            ("code", "import numpy as np\nimport pandas as pd"),
+            ("code", "pd.set_option('display.precision', 3)\nnp.random.seed(0)"),
+            ("md", "## Data"),
+            ("code", "x = np.random.rand(3)"),
+            ("code", "%%timeit\nsum(range(10))"),
+            ("code", "%%bash\necho hi"),
+            ("code", "x?"),
+        ],
+    )
+    assert main(["init", str(path)]) == 0
+    text = (tmp_path / "pipeline.kale.yaml").read_text()
+    data = yaml.safe_load(text)
+    assert data["prelude"] == [{"id": "c01"}, {"id": "c02"}]
+    assert data["skip"] == [{"id": "c06"}, {"id": "c07"}]
+    assert "# cell 6 cannot run in a pipeline step: cell magic %%bash" in text
+    assert "# cell 7 cannot run in a pipeline step: not Python (invalid syntax; IPython-only syntax?)" in text
+    assert [s.config.name for s in api.validate(tmp_path).pipeline.steps] == ["data"]

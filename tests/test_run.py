@@ -31,6 +31,9 @@ EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/pipeline.kale.ya
 OVERRIDES: dict[str, dict[str, str]] = {
     "wine": {"seed": "3", "C": "0.05", "n_estimators": "5"},
     "parameter_override": {"n": "5", "label": "yy", "extra": "1"},
+    "seeded_generators": {"seed": "7"},
+    "imports_replayed": {"scale": "3"},
+    "process_settings": {"width": "5"},
     "textstats": {"top_n": "3", "min_word_length": "5"},
     "json_parameters": {
         "sizes": "[4, 1]",
@@ -181,6 +184,7 @@ def test_run_computes_what_the_notebook_computes(
     folder: Path, params: dict[str, str], copy_case: CopyCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work = copy_case(folder)
+    monkeypatch.chdir(work)  # the steps run where the reference runs: files a cell writes stay in the copy
     project = api.validate(work)
     carried = {m for e in project.environments.steps.values() for m in e.local_modules}
     if carried:  # values of the notebook's own modules' classes: this process reads them back too

@@ -6,10 +6,14 @@ order; `Env` is what the units before leave behind.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kale_yaml.analysis.process_state import GENERATORS, Replay
 from kale_yaml.analysis.scopes import EMPTY, Deferred
+
+NUMPY_GENERATOR = GENERATORS[1].variable
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,12 @@ class Env:
     deleted: dict[str, int] = field(default_factory=dict)  # name -> cell whose `del` removed it
     star: str | None = None  # the last unit with `from x import *`
     opaque: bool = False  # some cell could not be analysed: its bindings are unknown
+    imported: dict[str, Replay] = field(
+        default_factory=dict
+    )  # name -> a step's top-level import that binds it
+    origins: dict[str, str] = field(default_factory=dict)  # name -> what an import bound it to (`numpy`)
+    estimators: set[str] = field(default_factory=set)  # scikit-learn objects built without random_state
+    settings: list[tuple[str, Replay]] = field(default_factory=list)  # (step, setting), in notebook order
 
 
 State = tuple[set[str], set[str], dict[str, int]]  # definitely bound, maybe bound, definitely deleted
@@ -56,6 +66,57 @@ class Bindings:
         self.reads: list[Read] = []
         self.lenient = self.star = False
         self.cell = 0
+        # process state (process_state.py): what this unit imports at top level, what the imported names are,
+        # its settings, and the names holding scikit-learn objects built without random_state
+        self.imports: dict[str, Replay] = {}
+        self.origins: dict[str, str | None] = {}
+        self.settings: list[Replay] = []
+        self.estimators: dict[str, bool] = {}
+        self.unseeded = 0  # how many such objects were built so far
+        self.stuck: list[tuple[int, int, str]] = []  # (cell, line, why): state later steps do not get
+
+    def setting(self, statement: ast.stmt, text: str, label: str) -> None:
+        """A setter later steps run again, with the imports it reads, if they have every name it reads."""
+        names = [n for n in ast.walk(statement) if isinstance(n, ast.Name)]
+        local = {n.id for n in names if not isinstance(n.ctx, ast.Load)}
+        needs: list[Replay] = []
+        missing: list[str] = []
+        parameters: list[str] = []
+        for name in sorted({n.id for n in names} - local):
+            if self.env.provider.get(name) == "parameter" and name not in self.touched:
+                parameters.append(name)
+            elif name in self.imports:
+                needs.append(self.imports[name])
+            elif name in self.touched:
+                missing.append(name)
+            elif name in self.env.imported:
+                needs.append(self.env.imported[name])
+            elif self.env.provider.get(name) not in ("parameter", "prelude") and (
+                name not in self.builtins or name in self.env.provider
+            ):
+                missing.append(name)
+        if missing:
+            names_read = ", ".join(f"'{m}'" for m in missing)
+            why = f"reads {names_read}, which later steps do not have at their start"
+            self.stuck.append(
+                (
+                    self.cell,
+                    statement.lineno,
+                    f"the {label} set here is not re-applied in later steps: it {why}",
+                )
+            )
+            return
+        self.settings.append(
+            Replay(self.cell, statement.lineno, text, label, tuple(needs), tuple(parameters))
+        )
+
+    def origin(self, name: str) -> str | None:
+        return self.origins[name] if name in self.origins else self.env.origins.get(name)
+
+    def draw(self, generator: str, line: int) -> None:
+        """A draw from a global random generator reads its state (if a unit before left it) and changes it."""
+        self.note(generator, line, soft=True)
+        self.bind(generator)
 
     # -- state ---------------------------------------------------------------------------------------------
     def deferred_of(self, name: str) -> Deferred:
@@ -91,6 +152,13 @@ class Bindings:
         self.gone.pop(name, None)
         self.aliases.pop(name, None)
         self.deferred[name], self.modules[name] = deferred, module
+        self.forget(name)
+
+    def forget(self, name: str) -> None:
+        """`name` is rebound or deleted: no longer an import to replay or a scikit-learn object."""
+        self.imports.pop(name, None)
+        self.origins[name] = None
+        self.estimators[name] = False
 
     def unbind(self, name: str, line: int) -> None:
         self.load(name, line)  # `del x` needs x
@@ -102,10 +170,13 @@ class Bindings:
         self.touched.add(name)
         self.gone[name] = self.cell
         self.deferred[name], self.modules[name] = EMPTY, False
+        self.forget(name)
 
     def change(self, root: str | None, carried: Deferred = EMPTY) -> None:
         if root is None or self.local(root) or self.is_module(root):
             return
+        if self.is_estimator(root):  # fitting an estimator built without random_state draws from numpy's
+            self.draw(NUMPY_GENERATOR, 0)
         if root in self.builtins and root not in self.maybe and root not in self.env.provider:
             return
         for name in {root, self.aliases.get(root, root)}:
@@ -122,6 +193,10 @@ class Bindings:
             self.refs[-1][0].add(name)
         self.note(name, line, soft)
         self.use(self.deferred_of(name), line, {name})
+
+    def is_estimator(self, name: str | None) -> bool:
+        """Whether `name` holds a scikit-learn object built without random_state."""
+        return name is not None and self.estimators.get(name, name in self.env.estimators)
 
     def note(self, name: str, line: int, soft: bool) -> None:
         if name in self.definite:

@@ -9,8 +9,13 @@ A pipeline step runs plain Python, so IPython-only lines are left out, each with
   line keeps its number and blocks stay valid (a trailing backslash continues the magic onto the next
   lines, left out too);
 - `%%time` and `%%capture` as the cell's first line: that line is left out and the body runs at top level;
-- any other cell magic (`%%bash`, `%%writefile`, ...) raises `CellMagicError`: the caller decides whether it
-  matters (a skipped cell never reaches this module).
+- `%%timeit`: the whole cell is left out (IPython runs its body inside a timing function, so it leaves
+  nothing in the namespace);
+- `%%writefile PATH` and `%%file PATH`: the cell becomes one statement that writes its body to PATH, as
+  IPython does, and the body's lines become comments (the analysis replays the write in later steps:
+  `written_file`);
+- any other cell magic (`%%bash`, `%%writefile -a`, ...) raises `CellMagicError`: the caller decides whether
+  it matters (a skipped cell never reaches this module).
 A cell that already parses as Python is returned unchanged: `%` or `!` cannot start a Python statement, so
 such a cell holds no magic, and a line starting with `%` inside a triple-quoted string stays as it is.
 IPython's help syntax (`x?`) and assignment forms (`files = !ls`, `x = %who_ls`) are left alone: they remain
@@ -30,6 +35,7 @@ from kale_yaml.errors import Collector
 from kale_yaml.load.cells import Cell
 
 RUNNABLE_CELL_MAGICS = frozenset({"time", "capture"})
+WRITE_FILE_MAGICS = frozenset({"writefile", "file"})
 LEFT_OUT = "pass  # kale-yaml: left out: "
 TIMED = re.compile(r"^%time\s+(\S.*)$")
 INLINE_FIGURES = re.compile(r"^%matplotlib\s+inline\s*$")
@@ -124,6 +130,14 @@ def _rewrite_lines(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
     if first is not None and lines[first].lstrip().startswith("%%"):
         magic = lines[first].strip()
         name = magic[2:].split(None, 1)[0] if magic[2:].strip() else ""
+        if name == "timeit":
+            message = (
+                f"cell magic '{magic}' left out with its cell: IPython times the body in a function of its"
+            )
+            message += " own, so it leaves nothing behind"
+            return "".join(_left_out(line, "") for line in lines), [(first + 1, message)]
+        if name in WRITE_FILE_MAGICS:
+            return _write_file(cell.number, lines, first, name), []
         if name not in RUNNABLE_CELL_MAGICS:
             raise CellMagicError(cell.number, "%%" + name, first + 1)
         lines[first] = _left_out(lines[first])
@@ -148,6 +162,47 @@ def _rewrite_lines(cell: Cell) -> tuple[str, list[tuple[int, str]]]:
             indent_from = lines[i]
         lines[i] = _left_out(lines[i], indent_from)
     return "".join(lines), found
+
+
+def written_file(cell: Cell) -> tuple[str, str] | None:
+    """(PATH, the statement that writes the file) for a `%%writefile PATH` or `%%file PATH` cell."""
+    source = cell.source.lstrip()
+    if cell.cell_type != "code" or not source.startswith(("%%writefile", "%%file")):
+        return None
+    try:
+        text, _ = rewrite(cell)
+    except CellMagicError:
+        return None
+    statement = next(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return _magic_path(source.splitlines()[0]) or "", statement
+
+
+def _magic_path(magic: str) -> str | None:
+    """The PATH of `%%writefile PATH` (quotes taken off, as IPython does), or None for options or no path."""
+    words = magic.split(None, 1)
+    path = words[1].strip() if len(words) > 1 else ""
+    if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1]
+    return path if path and not path.startswith("-") else None
+
+
+def _write_file(number: int, lines: list[str], first: int, name: str) -> str:
+    """`%%writefile PATH` as one statement writing the body, then the body's lines as comments."""
+    path = _magic_path(lines[first].strip())
+    if path is None:
+        raise CellMagicError(number, "%%" + name, first + 1)
+    body = "".join(lines[first + 1 :])
+    if body and not body.endswith("\n"):  # IPython ends every cell with a newline before running it
+        body += "\n"
+    where = f"__import__('pathlib').Path({path!r})" + (".expanduser()" if path.startswith("~") else "")
+    # Written only when the file differs: steps after this one write it again at their start, and on this
+    # machine parallel steps share the folder; rewriting an identical file could let one read it half-written.
+    write = (
+        "(lambda path, text: path.is_file() and path.read_text(encoding='utf-8') == text"
+        f" or path.write_text(text, encoding='utf-8'))({where}, {body!r})"
+    )
+    head = ["\n"] * first + [f"{write}  # kale-yaml: {lines[first].strip()}\n"]
+    return "".join([*head, *(f"# {_split(line)[0]}\n" for line in lines[first + 1 :])])
 
 
 def _left_out(line: str, indent_from: str | None = None) -> str:

@@ -14,8 +14,12 @@ some paths only is also read from the earlier provider, and a loop may read what
 In-place changes: `x[k] = v`, `x.a = v`, `del x[k]`, `x[k] += v` and method calls on a name (`xs.append(1)`,
 `model.fit(X)`, `a.b.c.update(...)`) change the root name, except methods in `NON_MUTATING` (or starting with
 `NON_MUTATING_PREFIXES`) called without `inplace=True`; within a unit, after `b = a` a change of `b` is also a
-change of `a`. Names bound by an import never change (module state like `np.random.seed` stays in its
-process).
+change of `a`. Names bound by an import never change.
+
+Process state (process_state.py): a name a step bound by a top-level import is imported again by a later step
+that reads it (`replay`), not shipped; the settings a step makes (the table's setters) are replayed at the
+start of every later step; a global random generator's state is a variable spelled `<numpy.random>` (no
+Python name), bound by a seed and read and bound by a draw, so it travels from step to step as data.
 
 Limitations: passing a value to a function is no change (except the first argument of `ARGUMENT_MUTATORS`,
 like `random.shuffle(xs)`); objects reached through a call (`obj.get().append(1)`) are not followed; aliasing
@@ -33,7 +37,8 @@ from dataclasses import dataclass, field
 
 from kale_yaml import diagnostics as ky
 from kale_yaml.analysis.bindings import Env, Read
-from kale_yaml.analysis.magics import CellMagicError, executable_source, parse_cell
+from kale_yaml.analysis.magics import CellMagicError, executable_source, parse_cell, written_file
+from kale_yaml.analysis.process_state import Replay
 from kale_yaml.analysis.scopes import NON_MUTATING
 from kale_yaml.analysis.walker import TooDeepToWalk, Walker
 from kale_yaml.diagnostics import Kind
@@ -71,6 +76,9 @@ class StepFlow:
     outputs: tuple[str, ...]  # sorted: variables later steps take from this step
     defines: tuple[str, ...]  # sorted: every name it binds, deletes or changes in place
     sources: tuple[tuple[int, str], ...]  # (cell number, executable source), in order
+    # (cell number, statement): imports, settings and files of earlier steps it runs again first, in order
+    replay: tuple[tuple[int, str], ...] = ()
+    sets: tuple[tuple[int, str], ...] = ()  # (cell number, what): the process state it leaves to later steps
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,8 @@ class _Flow:
     defines: set[str] = field(default_factory=set)
     conditional: set[str] = field(default_factory=set)  # defined, but maybe absent when the unit ends
     sources: list[tuple[int, str]] = field(default_factory=list)
+    replay: set[Replay] = field(default_factory=set)
+    sets: list[Replay] = field(default_factory=list)
 
 
 def analyse(
@@ -152,19 +162,26 @@ class _Analyser:
     def run(self, prelude: Sequence[Cell], parameters: Sequence[str], steps: Sequence[StepSpec]) -> Analysis:
         self.env.provider.update(dict.fromkeys(parameters, PARAMETER))
         head = self.unit(PRELUDE, prelude, None, None)
+        stuck: list[tuple[str, int, int, str]] = []
         for name, cells, inputs, outputs in steps:
             if name in (PRELUDE, PARAMETER):
                 first = next((c.number for c in cells), None)
                 self.error(ky.RESERVED_STEP_NAME, first, None, f"a step cannot be named '{name}'")
-            self.order.append(self.unit(name, cells, inputs, outputs))
+            self.order.append(self.unit(name, cells, inputs, outputs, stuck))
             self.steps[name] = self.order[-1]
         self.out.raise_if_any(AnalysisError)
+        last = self.order[-1].name if self.order else None
+        for step, cell, line, message in stuck:  # what the last step leaves behind no step needs
+            if step != last:
+                self.out.add(ky.STATE_NOT_CARRIED.at(self.notebook, message, cell=cell, line=line))
         flows = []
         for flow in self.order:
             reads = {**{n: p for n, p in head.reads.items() if p == PARAMETER}, **flow.reads}
+            replay = tuple((r.cell, r.source) for r in sorted(flow.replay))
+            sets = tuple((r.cell, r.what) for r in flow.sets)
             flows.append(
                 StepFlow(flow.name, dict(sorted(reads.items())), tuple(sorted(flow.outputs)),
-                         tuple(sorted(flow.defines)), tuple(flow.sources))
+                         tuple(sorted(flow.defines)), tuple(flow.sources), replay, sets)
             )  # fmt: skip
         found = sorted(self.out.warnings, key=lambda d: (d.cell or 0, d.line or 0, d.message))
         return Analysis(tuple(flows), tuple(found), tuple(head.sources))
@@ -181,9 +198,18 @@ class _Analyser:
             self.error(kind, first_cell, None, f"{key}: {message}")
 
     def unit(
-        self, name: str, cells: Sequence[Cell], inputs: Sequence[str] | None, outputs: Sequence[str] | None
+        self,
+        name: str,
+        cells: Sequence[Cell],
+        inputs: Sequence[str] | None,
+        outputs: Sequence[str] | None,
+        stuck: list[tuple[str, int, int, str]] | None = None,
     ) -> _Flow:
         flow = _Flow(name, before=dict(self.env.provider))
+        if stuck is not None:  # a step: what earlier steps set, it sets again first
+            for _step, setting in self.env.settings:
+                flow.replay.update((setting, *setting.needs))
+                flow.reads.update(dict.fromkeys(setting.parameters, PARAMETER))
         walker = Walker(self.env, self.builtins)
         opaque = False
         for cell in cells:
@@ -191,8 +217,14 @@ class _Analyser:
                 continue
             tree, source = parse_cell(cell, self.notebook, self.out)
             flow.sources.append((cell.number, source))
-            if tree is None or not self.walked(walker, cell.number, tree):
+            if tree is None or not self.walked(walker, cell.number, tree, source):
                 walker.lenient = opaque = True
+            written = written_file(cell) if tree is not None else None
+            if written is not None:
+                walker.settings.append(Replay(cell.number, 1, written[1], f"file {written[0]}"))
+        if stuck is not None:
+            stuck.extend((name, cell, line, message) for cell, line, message in walker.stuck)
+            flow.sets = list(walker.settings)
         first = next((c.number for c in cells), None)
         for key, names in (("inputs", inputs or ()), ("outputs", outputs or ())):
             for i, n in enumerate(names):
@@ -202,17 +234,17 @@ class _Analyser:
                     )
         for i, n in enumerate(inputs or ()):
             if n in self.env.provider:
-                self.take(flow, n, self.env.provider[n])
+                self.take(flow, n, self.env.provider[n], replayed=False)
             elif n.isidentifier():
                 self.key_error(name, "inputs", i, first, ky.UNDEFINED_INPUT, f"no earlier cell defines '{n}'")
         self.resolve(flow, walker)
         self.commit(flow, walker, set(outputs or ()), opaque)
         return flow
 
-    def walked(self, walker: Walker, cell: int, tree: ast.Module) -> bool:
+    def walked(self, walker: Walker, cell: int, tree: ast.Module, source: str) -> bool:
         """Walk a cell's code; False, with the error reported, when it is nested too deeply to walk."""
         try:
-            walker.run(cell, tree)
+            walker.run(cell, tree, source)
         except TooDeepToWalk as e:
             self.error(ky.TOO_DEEP_TO_ANALYSE, cell, e.line, TOO_DEEP_FOR_ANALYSIS)
             return False
@@ -245,7 +277,11 @@ class _Analyser:
             self.reported.add((flow.name, r.name))
             self.error(kind, r.cell, r.line, message)
 
-    def take(self, flow: _Flow, name: str, provider: str) -> None:
+    def take(self, flow: _Flow, name: str, provider: str, replayed: bool = True) -> None:
+        imported = self.env.imported.get(name)
+        if replayed and imported is not None and provider in self.steps:
+            flow.replay.add(imported)  # imported again at the step's start rather than shipped
+            return
         # A loop, not recursion: the chain of steps that each bind `name` on some paths only is as long as
         # the sidecar's list of steps.
         while True:
@@ -274,3 +310,15 @@ class _Analyser:
         if walker.star:
             env.star = flow.name
         env.opaque = env.opaque or opaque
+        for n, origin in walker.origins.items():
+            if origin is None:
+                env.origins.pop(n, None)
+            else:
+                env.origins[n] = origin
+        for n, built in walker.estimators.items():
+            (env.estimators.add if built else env.estimators.discard)(n)
+        for n in flow.defines:
+            env.imported.pop(n, None)
+        if flow.name != PRELUDE:  # the prelude runs in every step: nothing of it needs replaying
+            env.imported.update({n: r for n, r in walker.imports.items() if n in flow.defines})
+            env.settings.extend((flow.name, setting) for setting in walker.settings)

@@ -13,7 +13,16 @@ import ast
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from kale_yaml.analysis.bindings import Bindings
+from kale_yaml.analysis.bindings import NUMPY_GENERATOR, Bindings
+from kale_yaml.analysis.process_state import (
+    Replay,
+    generator_event,
+    generators_used,
+    import_bindings,
+    qualified,
+    setting_label,
+    unseeded_estimator,
+)
 from kale_yaml.analysis.scopes import (
     ARGUMENT_MUTATORS,
     EMPTY,
@@ -41,17 +50,43 @@ Task = ast.AST | Callable[[], None]  # a node to visit, or work to do once the n
 class Walker(Bindings):
     """Walks one unit's module-level code in execution order, recording reads, bindings and changes."""
 
-    def run(self, cell: int, tree: ast.Module) -> None:
+    def run(self, cell: int, tree: ast.Module, source: str = "") -> None:
         self.cell = cell
         for statement in tree.body:
             try:
+                self.observe(statement, source)
                 self.stmt(statement)
+                if isinstance(statement, ast.Import | ast.ImportFrom):
+                    for bound, _origin, text in import_bindings(statement):
+                        self.imports[bound] = Replay(cell, statement.lineno, text, "import")
             except RecursionError:
                 # Expressions are walked without recursion; what is left (blocks in blocks, nested unpacking)
                 # Python itself bounds, but well above what a deep stack leaves here. The cell is reported;
                 # the half-walked statement's context must not leak into the next cells.
                 self.loops, self.comps, self.classes, self.refs = [], [], [], []
                 raise TooDeepToWalk(statement.lineno) from None
+
+    def observe(self, statement: ast.stmt, source: str) -> None:
+        """A top-level setter becomes a setting later steps replay; one nested in a block cannot be."""
+        label = setting_label(statement, self.origin)
+        if label is not None:
+            text = ast.get_source_segment(source, statement) if source else None
+            self.setting(statement, text or ast.unparse(statement), label)
+            return
+        # A function's body runs where it is called, setters included; a block's runs here, once.
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        pending = [] if isinstance(statement, functions) else list(ast.iter_child_nodes(statement))
+        while pending:
+            node = pending.pop()
+            if not isinstance(node, ast.stmt | ast.excepthandler | ast.match_case) or isinstance(
+                node, functions
+            ):
+                continue
+            what = setting_label(node, self.origin) if isinstance(node, ast.stmt) else None
+            if isinstance(node, ast.stmt) and what is not None:
+                problem = "inside a block, where kale-yaml cannot run it again"
+                self.stuck.append((self.cell, node.lineno, f"the {what} set here {problem}"))
+            pending.extend(ast.iter_child_nodes(node))
 
     # -- statements ----------------------------------------------------------------------------------------
     def block(self, body: Sequence[ast.stmt]) -> None:
@@ -66,9 +101,14 @@ class Walker(Bindings):
         elif isinstance(node, ast.ClassDef):
             self.klass(node)
         elif isinstance(node, ast.Assign):
+            built = self.unseeded
             value, alias = self.value(node.value), root_name(node.value)
             for target in node.targets:
                 self.target(target, value, alias)
+            built_unseeded = self.unseeded > built and not self.classes
+            for target in node.targets if built_unseeded else ():
+                if isinstance(target, ast.Name):
+                    self.estimators[target.id] = True
         elif isinstance(node, ast.AugAssign):
             value = self.value(node.value)
             if isinstance(node.target, ast.Name):
@@ -114,15 +154,12 @@ class Walker(Bindings):
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 self.delete(target)
-        elif isinstance(node, ast.Import):
-            for a in node.names:
-                self.bind(a.asname or a.name.split(".")[0], module=True)
-        elif isinstance(node, ast.ImportFrom):
-            for a in node.names:
-                if a.name == "*":
-                    self.lenient = self.star = True
-                else:
-                    self.bind(a.asname or a.name, module=True)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(a.name == "*" for a in node.names):
+                self.lenient = self.star = True
+            for bound, origin, _text in import_bindings(node):
+                self.bind(bound, module=True)
+                self.origins[bound] = origin
         elif not isinstance(node, ast.Global | ast.Nonlocal):
             for child in ast.iter_child_nodes(node):
                 self.expr(child)
@@ -133,7 +170,7 @@ class Walker(Bindings):
         self.arguments(node.args)
         if node.returns is not None:
             self.annotation(node.returns)
-        deferred = function_deferred(node, frozenset())
+        deferred = function_deferred(node, frozenset()) | generators_used(node, self.origin)
         if self.classes:
             self.classes[-1][0].add(node.name)
             self.classes[-1][1].append(deferred)
@@ -331,6 +368,19 @@ class Walker(Bindings):
             self.change(root_name(node.func.value), carried)
         if called_name(node) in ARGUMENT_MUTATORS and node.args:
             self.change(root_name(node.args[0]), carried)
+        name = qualified(node.func, self.origin)
+        event = generator_event(node, name)
+        if event is not None:
+            generator, seeds = event
+            if seeds:
+                self.bind(generator.variable)
+            else:
+                self.draw(generator.variable, node.lineno)
+        if unseeded_estimator(node, name):
+            self.unseeded += 1
+        for argument in node.args:  # cross_val_score(model, ...) fits it
+            if isinstance(argument, ast.Name) and self.is_estimator(argument.id):
+                self.draw(NUMPY_GENERATOR, node.lineno)
 
     def arguments(self, args: ast.arguments) -> None:
         self.perform(self.argument_tasks(args))

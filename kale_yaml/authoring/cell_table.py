@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from kale_yaml import diagnostics as ky
+from kale_yaml.analysis.magics import CellMagicError, rewrite, written_file
+from kale_yaml.analysis.process_state import notebook_state
 from kale_yaml.errors import Diagnostic, KaleYamlError, NotebookError
 from kale_yaml.load.cells import Notebook
 from kale_yaml.load.inputs import Sidecar, read_sidecar
@@ -52,6 +54,23 @@ class CellsView:
     @property
     def with_owners(self) -> bool:
         return self.sidecar is not None
+
+    @property
+    def state(self) -> list[tuple[int, str]]:
+        """(cell, what) of the process-wide state code cells set: settings, seeds, `%%writefile` files."""
+        sources: list[tuple[int, str]] = []
+        files: list[tuple[int, str]] = []
+        for cell in self.notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            written = written_file(cell)
+            if written is not None:
+                files.append((cell.number, f"file {written[0]}"))
+            try:
+                sources.append((cell.number, rewrite(cell)[0]))
+            except CellMagicError:
+                continue
+        return sorted(notebook_state(sources) + files, key=lambda item: item[0])
 
 
 def cells_view(path: Path | str | None = None) -> CellsView:

@@ -5,7 +5,10 @@
   notebook (it becomes the description) and the next level down makes the sections. A section without code
   makes no step.
 - Parameters: the cells tagged `parameters` (papermill's convention).
-- Prelude: the import-only code cells before the first section, up to the first other code cell.
+- Prelude: the code cells before the first section that only import and make process-wide settings (the
+  setters of kale_yaml.analysis.process_state, reading only imported names), up to the first other code cell.
+- Skip: code cells that cannot run in a pipeline step (a cell magic like `%%bash`, IPython-only syntax), with
+  a comment saying why. Comment-only cells are blank: they need no owner.
 - Setup: any other code before the first section becomes a first step, `setup`.
 - Selectors: `{heading: ...}` when the heading is unique and its section is exactly the step's code, else
   `{from: ...}` (up to the next step), else the cell numbers; prelude, parameters and setup cells by id
@@ -26,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from kale_yaml.analysis.magics import CellMagicError, executable_source, parse_python
+from kale_yaml.authoring.draft_cells import cannot_run, sets_up_only
 from kale_yaml.authoring.sidecar_writer import commented, describe_numbers, flow, header, quoted, scalar
 from kale_yaml.authoring.sidecar_writer import selector as number_selector
-from kale_yaml.load.cells import Cell, Notebook
+from kale_yaml.load.cells import Notebook
 from kale_yaml.load.notebook import Heading, headings, normalise_heading
 from kale_yaml.resolve.config import DEFAULT_IMAGE, RESERVED_STEP_NAMES
 
@@ -70,15 +74,18 @@ def draft_sidecar(notebook: Notebook, tags: Sequence[Sequence[str]]) -> str:
     """The text of a `pipeline.kale.yaml` beside `notebook`; `tags[i]` are the tags of cell i + 1."""
     cells = notebook.cells
     code = [c.number for c in cells if c.cell_type == "code" and not c.is_blank]
+    skipped = {n: why for n in code if (why := cannot_run(notebook.cell(n))) is not None}
+    code = [n for n in code if n not in skipped]
     parameters = [n for n in code if PARAMETERS_TAG in _tags(tags, n)]
     title, sections = top_sections(notebook)
     first_section = sections[0].start if sections else len(cells) + 1
     prelude: list[int] = []
     setup: list[int] = []
+    origins: dict[str, str] = {}
     for n in code:
         if n >= first_section or n in parameters:
             continue
-        if not setup and is_import_only(notebook.cell(n)):
+        if not setup and sets_up_only(notebook.cell(n), origins):
             prelude.append(n)
         else:
             setup.append(n)
@@ -107,7 +114,7 @@ def draft_sidecar(notebook: Notebook, tags: Sequence[Sequence[str]]) -> str:
         selector = _cells_selector(notebook, everything) if everything else "1"
         steps = [_Step("main", tuple(everything), selector, "the whole notebook")]
     level = f"`{'#' * sections[0].level}` section" if sections else "section"
-    return _render(notebook, title, parameters, prelude, steps, level)
+    return _render(notebook, title, parameters, prelude, steps, level, skipped)
 
 
 def top_sections(notebook: Notebook) -> tuple[str | None, list[Section]]:
@@ -133,16 +140,6 @@ def top_sections(notebook: Notebook) -> tuple[str | None, list[Section]]:
                     sections.append(Section(cell.number, heading.text, heading.level))
                     break
     return (title[1].text if title else None), sections
-
-
-def is_import_only(cell: Cell) -> bool:
-    try:
-        source, _ = executable_source(cell)
-        tree = parse_python(source)
-    except (CellMagicError, SyntaxError, ValueError):
-        return False
-    imports = [s for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
-    return bool(imports) and all(isinstance(s, ast.Import | ast.ImportFrom | ast.Pass) for s in tree.body)
 
 
 def step_name(text: str, taken: set[str], fallback: str) -> str:
@@ -298,6 +295,7 @@ def _render(
     prelude: list[int],
     steps: list[_Step],
     level: str,
+    skipped: dict[int, str],
 ) -> str:
     lines = header(
         f"Drafted by `kale-yaml init` from {notebook.path.name}. Review it, then run `kale-yaml validate`."
@@ -331,10 +329,14 @@ def _render(
         lines.append(
             commented(
                 f"prelude: {_cells_selector(notebook, prelude)}",
-                f"{describe_numbers(prelude)}: imports, run at the start of every step",
+                f"{describe_numbers(prelude)}: imports and settings, run at the start of every step",
             )
         )
-    lines.append(commented('# skip: [{match: "^# scratch"}]', "cells that never run in the pipeline"))
+    if skipped:
+        lines.append(commented(f"skip: {_cells_selector(notebook, list(skipped))}", "cells that never run"))
+        lines.extend(f"  # cell {n} cannot run in a pipeline step: {why}" for n, why in skipped.items())
+    else:
+        lines.append(commented('# skip: [{match: "^# scratch"}]', "cells that never run in the pipeline"))
     lines.append(commented("steps:", f"one per top-level {level}, in notebook order"))
     for step in steps:
         lines.append(f"  - name: {step.name}")

@@ -246,6 +246,13 @@ def cells(args: argparse.Namespace) -> int:
         title += f", owners from {api.display_path(view.sidecar)}"
     console.print(escape(title), soft_wrap=True)
     console.print(cells_table(view, console.width))
+    state = view.state
+    if state:  # later steps set these again at their start (docs/run.md#process-state)
+        by_cell: dict[int, list[str]] = {}
+        for cell, what in state:
+            by_cell.setdefault(cell, []).append(what)
+        sets = "; ".join(f"cell {cell}: {', '.join(whats)}" for cell, whats in by_cell.items())
+        console.print(escape(f"process state, set again in later steps: {sets}"), soft_wrap=True)
     report(view.diagnostics, "text")
     if view.diagnostics and view.with_owners:
         console.print("[yellow]owners as far as the sidecar's working selectors tell[/yellow]")

@@ -27,7 +27,8 @@ class Cell:
 
     @property
     def is_blank(self) -> bool:
-        return not self.source.strip()
+        """Runs nothing: only whitespace and comments (`# Authors: ...`, `# License: ...`)."""
+        return all(not line.strip() or line.lstrip().startswith("#") for line in self.source.splitlines())
 
     def describe(self) -> str:
         """`cell 7 (id a1b2c3, "df = load()")` as used in error messages."""

@@ -44,6 +44,8 @@ class PlannedStep:
     outputs: tuple[str, ...]
     upstream: tuple[str, ...]  # every step this one waits for, in notebook order
     sources: tuple[tuple[int, str], ...]  # (cell number, code to execute), prelude not included
+    replay: tuple[tuple[int, str], ...] = ()  # (cell number, statement) of earlier steps it runs again first
+    sets: tuple[tuple[int, str], ...] = ()  # (cell number, what) of the process state it leaves later steps
 
     @property
     def name(self) -> str:
@@ -87,9 +89,12 @@ def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, s
     planned: dict[str, PlannedStep] = {}
     for step in config.steps:
         flow = flows[step.name]
+        parameters = {v for v, p in flow.reads.items() if p == "parameter"}
+        if config.metrics and config.metrics.step == step.name:  # a metric may report a parameter's value
+            parameters |= set(config.metrics.names) & {p.name for p in config.parameters}
         planned[step.name] = PlannedStep(
             config=step,
-            parameters=tuple(sorted(v for v, p in flow.reads.items() if p == "parameter")),
+            parameters=tuple(sorted(parameters)),
             inputs=tuple(
                 Transfer(v, p)
                 for v, p in sorted(flow.reads.items())
@@ -98,6 +103,8 @@ def plan(config: Config, analysis: Analysis, prelude_sources: tuple[tuple[int, s
             outputs=flow.outputs,
             upstream=tuple(sorted(upstream[step.name], key=order.__getitem__)),
             sources=flow.sources,
+            replay=flow.replay,
+            sets=flow.sets,
         )
     return Pipeline(
         config=config,
@@ -126,12 +133,13 @@ def _edges(config: Config, flows: dict[str, StepFlow]) -> tuple[Edge, ...]:
 
 
 def _metric_problems(config: Config, flows: dict[str, StepFlow]) -> list[Diagnostic]:
-    """Each metric must be a variable its step defines or receives; else an error at `metrics.names[i]`."""
+    """Each metric must be a variable its step defines or receives, or a pipeline parameter; else an error at
+    `metrics.names[i]`."""
     if config.metrics is None or config.metrics.step not in flows:
         return []
     step = config.metrics.step
     flow = flows[step]
-    known = set(flow.defines) | set(flow.reads)
+    known = set(flow.defines) | set(flow.reads) | {p.name for p in config.parameters}
     problems: list[Diagnostic] = []
     for i, name in enumerate(config.metrics.names):
         if name in known:

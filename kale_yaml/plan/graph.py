@@ -1,6 +1,8 @@
 """The planned pipeline as a picture for review: plain text, Mermaid (renders in GitHub comments and PR
 descriptions) or Graphviz dot. Steps are nodes; an edge carries the variables that travel along it, and an
-edge with none is an `after:` (ordering only) edge, drawn dashed.
+edge with none is an `after:` (ordering only) edge, drawn dashed. A global random generator's state travels
+like a variable, named `<random>`, `<numpy.random>` or `<torch>`; the text also lists the process state
+(settings, files) each step leaves, which later steps set again at their start.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ def text(pipeline: Pipeline) -> str:
             lines.append(f"  {edge.source} -> {edge.target}: {what}")
     else:
         lines.append("edges: none; every step runs independently")
+    if any(v.startswith("<") for edge in pipeline.edges for v in edge.variables):
+        lines.append("  (<random>, <numpy.random>, <torch>: a global random generator's state)")
+    setters = [step for step in sorted(steps, key=lambda s: s.config.index) if step.sets]
+    if setters:
+        lines += ["", "process state set again at the start of every later step:"]
+        for step in setters:
+            sets = ", ".join(f"{what} (cell {cell})" for cell, what in step.sets)
+            lines.append(f"  {step.name}: {sets}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,10 @@ import hashlib
 import importlib.metadata
 from pathlib import Path
 
+from kale_yaml.load.input_file import UnreadableFile, read_input_file
+
 _COMPILERS = ("kfp", "kfp-kubernetes")
+_YAML_LIMIT = 256 * 1024 * 1024  # far above any compiled pipeline; a larger file is compiled again
 
 
 def stamp_path(cache: Path, source: str, compiled: bytes) -> Path:
@@ -27,9 +30,9 @@ def stamp_path(cache: Path, source: str, compiled: bytes) -> Path:
 
 def compiled_on_disk(cache: Path, source: str, yaml_path: Path) -> str | None:
     """The YAML on disk when a stamp says kfp compiled `source` into exactly it; else None."""
-    try:
-        compiled = yaml_path.read_bytes()
-    except OSError:
+    try:  # the safe reader: an output path may be anything (a FIFO must not block the build)
+        compiled = read_input_file(yaml_path, _YAML_LIMIT, "compiled pipelines")
+    except UnreadableFile:
         return None
     if not stamp_path(cache, source, compiled).is_file():
         return None

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kale_yaml.analysis.process_state import port_stem
 from kale_yaml.load.cells import cells_phrase
 from kale_yaml.names import unique_name
 from kale_yaml.plan.dag import Pipeline, PlannedStep
@@ -88,6 +89,7 @@ class RenderedStep:
     calls: tuple[Call, ...]  # settings of the task: resources, env, secrets, volume mounts, ...
     local_calls: tuple[Call, ...]  # the settings a local run applies
     snapshots: tuple[Snapshot, ...]  # taken just before the step
+    replay: tuple[tuple[int, str], ...] = ()  # (cell number, source as a literal): earlier steps' state
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ def _step(
         calls=(*cluster_calls(step.config.cluster), *mounts),
         local_calls=env_calls(step.config.cluster),
         snapshots=snapshots,
+        replay=tuple((number, pyliteral.block(source)) for number, source in step.replay),
     )
 
 
@@ -248,7 +251,10 @@ def _packages(wanted: Iterable[str]) -> tuple[str, ...]:
 
 def _port_base(prefix: str, variable: str) -> str:
     # KFP port names must start with a letter and use only ASCII letters, digits and _.
-    if _PORT_SAFE.match(variable):
+    stem = port_stem(variable)  # a random generator's state
+    if stem is not None:
+        base = f"{prefix}{stem}"
+    elif _PORT_SAFE.match(variable):
         base = f"{prefix}{variable}"
     else:
         base = prefix + "var_" + "_".join(f"{ord(c):x}" if not _PORT_SAFE.match(c) else c for c in variable)

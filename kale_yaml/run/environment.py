@@ -16,6 +16,8 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
     the steps that need it: `xgboost (imported by step 'train')`. Local modules the steps carry, and imports
     the code guards with `except ImportError`, are not needed."""
     needed: dict[str, list[str]] = {}
+    # modules a `%%writefile NAME.py` cell writes exist once the step that writes them has run
+    written = {what.removeprefix("file ").removesuffix(".py") for s in pipeline.steps for _, what in s.sets}
     prelude = [i for number, source in pipeline.prelude_sources for i in code_imports(source, number)]
     for step in pipeline.steps:
         for requirement in step.config.packages:
@@ -28,7 +30,7 @@ def missing_packages(pipeline: Pipeline) -> list[str]:
         carried = set(environment.local_modules if environment else ())
         own = [i for number, source in step.sources for i in code_imports(source, number)]
         for found in [*prelude, *own]:
-            if found.optional or is_standard(found.top) or found.top in carried:
+            if found.optional or is_standard(found.top) or found.top in carried or found.top in written:
                 continue
             if importlib.util.find_spec(found.top) is None:
                 steps = needed.setdefault(f"{found.top} (imported by", [])

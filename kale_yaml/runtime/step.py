@@ -12,6 +12,7 @@ from kale_yaml.runtime.cells import main_module, run_cell
 from kale_yaml.runtime.errors import MetricError, StepError
 from kale_yaml.runtime.events import Progress, reporting
 from kale_yaml.runtime.files import make_folders, open_file, parent_folder
+from kale_yaml.runtime.generators import is_generator, restore_generator, save_generator
 from kale_yaml.runtime.marshal import load_value, save_value
 from kale_yaml.runtime.pickling import pickling_session, remember_prelude
 from kale_yaml.runtime.record import make_record
@@ -44,6 +45,9 @@ def run_step(
     `shipped` are the notebook folder's modules and files the step carries (shipped.py); with `workdir` the
     cells run in the folder that holds them. With `report` (a file path), what the cells show is captured and
     written there as an HTML page, when the step finishes and when it fails.
+    Generated code counts there, after the prelude, what earlier steps left in the process (imports, settings,
+    files). Inputs and outputs named like `<numpy.random>` are a global random generator's state
+    (generators.py): restored after the values are loaded, saved before them.
     """
     progress = Progress(step, notebook)
     carried = list(shipped)
@@ -61,17 +65,26 @@ def run_step(
         remember_prelude(namespace)
         if inputs:
             progress.emit("loading")
-        for name, path in inputs.items():
+        generators = [(name, path) for name, path in inputs.items() if is_generator(name)]
+        for name, path in [*((n, p) for n, p in inputs.items() if not is_generator(n)), *generators]:
             try:
+                if is_generator(name):  # last: loading a value may draw (importing its library can)
+                    restore_generator(name, path)
+                    continue
                 namespace[name] = load_value(path)
             except Exception as error:
                 problem = f"cannot load variable {name!r} from {path}: {type(error).__name__}: {error}"
                 raise StepError(f"step {step!r}: {problem}") from error
         for number, source in cells[prelude:]:
             run_cell(progress, number, source, namespace, capture)
+        for name, path in outputs.items():  # first: saving a value may draw
+            if is_generator(name):
+                save_generator(name, path)
         progress.emit("saving")
         _log_metrics(step, metrics, {name: _metric(step, name, namespace) for name in metric_names})
         for name, path in outputs.items():
+            if is_generator(name):
+                continue
             if name not in namespace:
                 raise StepError(f"step {step!r}: variable {name!r} is not defined after the step's cells ran")
             save_value(name, namespace[name], path, step=step)

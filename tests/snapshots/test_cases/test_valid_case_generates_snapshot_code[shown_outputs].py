@@ -16,7 +16,6 @@ def _kale_yaml_runtime():
 )
 def table_step(
     out_df: dsl.Output[dsl.Artifact],
-    out_plt: dsl.Output[dsl.Artifact],
     kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'table': nb.ipynb cells 2-3."
@@ -37,7 +36,7 @@ df'''),
         cells=_cells,
         parameters={},
         inputs={},
-        outputs={'df': out_df.path, 'plt': out_plt.path},
+        outputs={'df': out_df.path},
         report=kale_yaml_report.path,
     )
 
@@ -49,10 +48,13 @@ df'''),
 )
 def plots_step(
     in_df: dsl.Input[dsl.Artifact],
-    in_plt: dsl.Input[dsl.Artifact],
     kale_yaml_report: dsl.Output[dsl.HTML],
 ):
     "Step 'plots': nb.ipynb cells 4-5."
+    # What earlier steps left in the process, set again in notebook order: imports, settings, files.
+    _replayed = [
+        (2, 'import matplotlib.pyplot as plt'),
+    ]
     _cells = [
         (4, '''\
 plt.figure()
@@ -69,9 +71,10 @@ print("total", total)'''),
     _kale_yaml_runtime().run_step(
         step='plots',
         notebook='nb.ipynb',
-        cells=_cells,
+        cells=_replayed + _cells,
+        prelude=len(_replayed),
         parameters={},
-        inputs={'df': in_df.path, 'plt': in_plt.path},
+        inputs={'df': in_df.path},
         outputs={},
         report=kale_yaml_report.path,
     )
@@ -83,7 +86,6 @@ def shown_outputs():
     table_task.set_display_name('table')
     plots_task = plots_step(
         in_df=table_task.outputs['out_df'],
-        in_plt=table_task.outputs['out_plt'],
     )
     plots_task.set_display_name('plots')
 
