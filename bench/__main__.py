@@ -21,7 +21,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Settings, Section], None]]] = {
     "scaling": ("validate and build on generated notebooks, vs the 50-cell one", scaling.run),
     "marshal": ("save_value + load_value round trip, vs native formats and dill", marshal_bench.run),
     "capture": ("a step keeping its report (outputs captured), vs the same step without", capture_bench.run),
-    "run": ("kale-yaml run on kfp.local, vs plain script / hand-written KFP / uncached", run_bench.run),
+    "run": ("kale-yaml run, vs plain script / --runner kfp / sleeps / hand-written KFP", run_bench.run),
     "kale": ("build from import-kale's sidecar, vs kale --nb (kubeflow-kale 2.3.0)", kale_bench.run),
 }
 

@@ -282,3 +282,74 @@ def test_debug_before_any_run_names_the_value_missing(copy_case: CopyCase) -> No
     assert done.returncode == 1
     assert "step 'join' needs left from step 'left', which any earlier run did not produce" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def edit(folder: Path, old: str, new: str) -> None:
+    notebook = folder / "nb.ipynb"
+    text = notebook.read_text(encoding="utf-8")
+    assert old in text
+    notebook.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_run_from_the_cache_is_the_last_run_only_takes_values_from(copy_case: CopyCase) -> None:
+    folder = copy_case(PARALLEL)
+    run_local(api.validate(folder), RunOptions())  # right = max(data) = 3
+    edit(folder, "max(data)", "min(data)")
+    run_local(api.validate(folder), RunOptions())  # right = 1
+    edit(folder, "min(data)", "max(data)")
+    back = run_local(api.validate(folder), RunOptions())  # every step from the cache: right = 3 again
+    assert {s.state for s in back.steps.values()} == {"cached"}
+    only = run_local(api.validate(folder), RunOptions(only_step="join"))
+    assert result_value(only) == 63
+
+
+def test_a_step_that_is_never_cached_still_hands_its_values_to_from(copy_case: CopyCase) -> None:
+    folder = copy_case(PARALLEL)
+    sidecar = folder / "pipeline.kale.yaml"
+    sidecar.write_text(
+        sidecar.read_text(encoding="utf-8").replace("cells: 3\n", "cells: 3\n    cache: false\n"), "utf-8"
+    )
+    run_local(api.validate(folder), RunOptions())
+    again = run_local(api.validate(folder), RunOptions(from_step="right"))
+    assert again.succeeded, again.failure
+    assert result_value(again) == 63
+
+
+def test_from_after_an_earlier_step_changed_its_outputs_says_where_to_start(
+    copy_case: CopyCase, snapshot: SnapshotAssertion
+) -> None:
+    folder = copy_case(PARALLEL)
+    run_local(api.validate(folder), RunOptions())
+    edit(folder, "left = sum(data)", "left = sum(data)\\nextra = 1")
+    edit(folder, "result = left * 10 + right", "result = left * 10 + right + extra")
+    with pytest.raises(RunError) as caught:
+        run_local(api.validate(folder), RunOptions(only_step="join"))
+    [problem] = caught.value.diagnostics
+    assert problem.code == "KY815"
+    assert problem.message == snapshot
+
+
+def test_a_cell_that_reads_input_gets_end_of_file(copy_case: CopyCase) -> None:
+    folder = copy_case(PARALLEL)
+    edit(folder, "left = sum(data)", "answer = input()\\nleft = sum(data)")
+    result = run_local(api.validate(folder), RunOptions())
+    assert not result.succeeded and result.failure is not None
+    assert "EOFError" in result.failure.message, result.failure.message
+
+
+def test_debug_runs_again_what_earlier_steps_left_in_the_process(copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "imports_replayed")
+    run_local(api.validate(folder), RunOptions())
+    # `np` and `mean` were bound by step load's import: the step imports them again, and so does debug.
+    done = debug("stats", folder, stdin="run(4)\nprint(avg, scaled.tolist())\n")
+    assert done.returncode == 0, done.stderr
+    assert "2.5 [0, 2, 4, 6, 8, 10]" in done.stdout
+
+
+def test_debug_loads_values_of_a_class_from_a_module_beside_the_notebook(copy_case: CopyCase) -> None:
+    folder = copy_case(CASES / "valid" / "packages_auto")
+    assert run_local(api.validate(folder), RunOptions()).succeeded
+    done = debug("summarize", folder, stdin="print(type(box).__module__)\n")
+    assert done.returncode == 0, done.stderr
+    assert "helpers" in done.stdout
+    assert "Traceback" not in done.stderr

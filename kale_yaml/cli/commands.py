@@ -362,10 +362,11 @@ def _console_helpers(session: DebugSession) -> dict[str, Callable[..., None]]:
     """run(N), run_all() and show(N) in the debug console."""
 
     def run(number: int) -> None:
-        try:
-            session.run(number)
-        except LookupError as problem:
-            print(problem)
+        if number not in session.cells:
+            numbers = ", ".join(map(str, session.cells))
+            print(f"cell {number} is not one of step '{session.step}''s cells ({numbers})")
+            return
+        session.run(number)  # the cell's own errors show as the console shows any error
 
     def run_all() -> None:
         for number in session.cells:

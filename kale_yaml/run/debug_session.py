@@ -70,7 +70,7 @@ def open_session(project: Project, step_name: str, params: dict[str, str], run: 
     parameters = {name: values[name] for name in planned.parameters}
     sources = _value_sources(project, view, planned, run)
     notebook = project.config.notebook.path.name
-    namespace = _namespace(pipeline.prelude_sources, parameters, sources, notebook)
+    namespace = _namespace(project, planned, parameters, sources)
     loaded = {variable: display_path(path) for variable, path in sources.items()}
     return DebugSession(step_name, namespace, dict(planned.sources), loaded, parameters, notebook)
 
@@ -124,16 +124,39 @@ def _latest(cache: StepCache, producer: RenderedStep, port: str) -> Path | None:
 
 
 def _namespace(
-    prelude: tuple[tuple[int, str], ...], parameters: dict[str, Any], sources: dict[str, Path], notebook: str
+    project: Project, planned: PlannedStep, parameters: dict[str, Any], sources: dict[str, Path]
 ) -> dict[str, Any]:
+    """The step's namespace as its cells find it in a run: parameters, the prelude, what earlier steps left in
+    the process (imports, settings, files) run again, the values it receives, then the generator states."""
+    from kale_yaml.runtime.generators import is_generator, restore_generator
     from kale_yaml.runtime.marshal import load_value
 
+    notebook = project.config.notebook.path.name
+    sidecar = project.config.where.file
+    # The notebook's own modules (helpers.py beside it), which values of its classes need to load.
+    sys.path.insert(0, str(project.sidecar.parent))
     module = types.ModuleType("__main__")
     namespace: dict[str, Any] = module.__dict__
     sys.modules["__main__"] = module  # classes the prelude defines are found there when values load
     namespace.update(parameters)
-    for number, source in prelude:
-        exec(compile(source, f"<{notebook} cell {number}>", "exec"), namespace)
-    for variable, path in sources.items():
-        namespace[variable] = load_value(str(path))
+    for number, source in [*project.pipeline.prelude_sources, *planned.replay]:
+        try:
+            exec(compile(source, f"<{notebook} cell {number}>", "exec"), namespace)
+        except Exception as error:
+            message = f"debug: cell {number}, which runs before the step's cells, failed: {summary(error)}"
+            raise RunError([ky.STEP_FAILED.at(notebook, message, cell=number)]) from None
+    ordered = sorted(sources.items(), key=lambda item: is_generator(item[0]))  # generators last, as in a run
+    for variable, path in ordered:
+        try:
+            if is_generator(variable):
+                restore_generator(variable, str(path))
+            else:
+                namespace[variable] = load_value(str(path))
+        except Exception as error:
+            message = f"debug: cannot load {variable} from {display_path(path)}: {summary(error)}"
+            raise RunError([ky.STEP_FAILED.at(sidecar, message)]) from None
     return namespace
+
+
+def summary(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -64,6 +64,7 @@ class Executor:
         self, setup: ExecutorSetup, schedule: Schedule, follower: EventFollower, server: ServerProcess
     ) -> None:
         self.setup, self.schedule, self.follower, self.server = setup, schedule, follower, server
+        follower.guesses_step = False  # every ending names its task: parallel steps are never guessed
         self.records = {name: TaskRecord() for name in setup.plan.tasks}
         stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
         self.resource = f"{setup.plan.name}-{stamp}"
@@ -83,8 +84,9 @@ class Executor:
             self._loop()
         except RunInterrupted as stop:
             self.server.stop()
-            for task in list(self.running):
-                self.follower.interrupted(self.setup.steps.get(task), stop.signum)
+            stopped: list[str | None] = [self.setup.steps[t] for t in self.running if t in self.setup.steps]
+            for step in stopped or [None]:
+                self.follower.interrupted(step, stop.signum)
             raise
 
     def _loop(self) -> None:
@@ -158,14 +160,16 @@ class Executor:
     def _from_cache(self, task: Task) -> bool:
         """Take the task's outputs from the cache when an entry matches; whether it did."""
         record = self.records[task.name]
-        arguments = self._arguments(task)
-        record.key = self._key(task, arguments)
+        if record.key is not None:
+            return False  # looked up already: it waits for a free slot, and its inputs cannot change
+        record.key = self._key(task, self._arguments(task))
         if not (task.cache and self.schedule.use_cache) or task.name in self.schedule.forced:
             return False
         entry = self.setup.cache.find(record.key)
         if entry is None or set(entry.outputs) != task.output_ports:
             return False
         self._take(task, entry, "cached")
+        self.setup.cache.remember(task.name, record.key)  # the latest run's values, for --from and debug
         return True
 
     def _reuse(self, name: str) -> None:
@@ -221,9 +225,10 @@ class Executor:
             self.follower.step_logs[step] = display_path(folder / "log.txt")
         job_path = folder / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
-        self.server.send_run(task.name, job_path)
         self.records[task.name].state = "running"
         self.running[task.name] = 0
+        if not self.server.send_run(task.name, job_path):  # the warm parent is gone: _loop ends the task
+            self.server.closed = True
 
     def _ended(self, name: str, returncode: int) -> None:
         from kfp.local import executor_output_utils
@@ -259,7 +264,9 @@ class Executor:
         return pages
 
     def _store(self, task: Task, record: TaskRecord) -> None:
-        if not (task.cache and self.schedule.write_cache) or record.key is None:
+        """Keep a finished task's outputs. Also for `cache: false`, which only keeps them from being taken for
+        a later run: `--from`, `--only` and `debug` take the last successful run's values from here."""
+        if not self.schedule.write_cache or record.key is None:
             return
         produced: dict[str, tuple[Path | None, Output]] = {}
         for port, value in record.outputs.items():

@@ -129,6 +129,9 @@ class EventFollower:
         self.cells: dict[str, int] = {}  # step -> the cell it announced last
         self.phases: dict[str, str] = {}  # step -> "cell", "loading" or "saving"
         self.step_logs: dict[str, str] = {}  # step -> its own log, where a runner keeps one per step
+        # kfp.local names no step when a process ends; with one step at a time the running one is it. A runner
+        # that knows which task ended (and runs several at once) turns that guess off.
+        self.guesses_step = True
         self._offset = 0
         self._lock = threading.Lock()  # the follower's thread and the step processes' ends both drain
         self._stop = threading.Event()
@@ -160,9 +163,9 @@ class EventFollower:
         """A step's process has exited: the exit status kfp should see (non-zero unless it finished)."""
         self.drain()
         with self._lock:
-            name = step if step in self.statuses else self._running()
+            name = step if step in self.statuses else self._guess()
             if name is None:
-                return returncode  # not a step: a snapshot task
+                return returncode  # not a step: a snapshot task (its failure has an event of its own)
             status = self.statuses[name]
             if status.state == "failed":
                 return returncode or 1
@@ -210,7 +213,7 @@ class EventFollower:
         """The run was stopped by signum while step (None: no step) ran."""
         self.drain()
         with self._lock:
-            name = step if step in self.statuses else self._running()
+            name = step if step in self.statuses else self._guess()
             what = f"the run was stopped by {signal_name(signum)}"
             if name is None:
                 self._set_failure(ky.RUN_INTERRUPTED.at(self.log_name, what))
@@ -219,6 +222,9 @@ class EventFollower:
             message = f"{what} while step '{name}' ran; the step was stopped"
             self._set_failure(self._located(ky.RUN_INTERRUPTED, name, message))
             self._change(status, "interrupted", time.time())
+
+    def _guess(self) -> str | None:
+        return self._running() if self.guesses_step else None
 
     def _running(self) -> str | None:
         running = [status.name for status in self.statuses.values() if status.state == "running"]

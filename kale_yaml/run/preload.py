@@ -3,7 +3,8 @@
 Every module the notebook's code imports by absolute name (`import a.b`, `from a.b import c`, inside functions
 too) is imported once in the parent, so a step forked from it finds them loaded. A module is imported with the
 environment of the run, before any cell ran; a notebook that sets an environment variable in a cell, so that a
-library reads it when it is imported (`os.environ["OMP_NUM_THREADS"] = "1"`, then `import numpy`), or a
+library reads it when it is imported (`os.environ["OMP_NUM_THREADS"] = "1"` or `load_dotenv()`, then
+`import numpy`), or a
 sidecar whose steps have different `env:`, would see another setting. In those cases, and with
 `--no-preload`, the parent imports only kfp's executor and dill, and each step imports the notebook's
 modules itself after its cells set the environment. Modules found beside the notebook are never preloaded:
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _ENVIRON_WRITERS = {"putenv", "update", "setdefault", "unsetenv", "pop", "clear"}
+_ENVIRONMENT_LOADERS = {"load_dotenv"}  # python-dotenv: a .env file into os.environ
 
 
 def modules_to_preload(
@@ -62,10 +64,16 @@ def _sets_environment(source: str) -> bool:
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             if any(isinstance(t, ast.Subscript) and _is_environ(t.value) for t in targets):
                 return True
+            if isinstance(node, ast.AugAssign) and _is_environ(node.target):  # os.environ |= {...}
+                return True
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner, method = node.func.value, node.func.attr
             if method in _ENVIRON_WRITERS and (_is_environ(owner) or method in ("putenv", "unsetenv")):
                 return True
+            if method in _ENVIRONMENT_LOADERS:
+                return True
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in _ENVIRONMENT_LOADERS:
+            return True
     return False
 
 

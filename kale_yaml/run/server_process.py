@@ -74,9 +74,14 @@ class ServerProcess:
                     self.early.append(message)
         return self.ready
 
-    def send_run(self, task: str, job: Path) -> None:
-        self.commands.write((json.dumps({"run": task, "job": str(job.absolute())}) + "\n").encode())
-        self.commands.flush()
+    def send_run(self, task: str, job: Path) -> bool:
+        """Ask for the task to be forked; False when the server is gone (killed from outside)."""
+        try:
+            self.commands.write((json.dumps({"run": task, "job": str(job.absolute())}) + "\n").encode())
+            self.commands.flush()
+        except (OSError, ValueError):
+            return False
+        return True
 
     def read(self, seconds: float) -> list[dict[str, Any]]:
         """The messages that arrive within `seconds` (fewer when the server has ended)."""

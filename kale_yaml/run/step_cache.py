@@ -107,14 +107,21 @@ class StepCache:
                 shutil.rmtree(staging, ignore_errors=True)
                 if not target.exists():
                     raise
-        self._remember(task, key)
+        self.remember(task, key)
 
-    def _remember(self, task: str, key: str) -> None:
+    def remember(self, task: str, key: str) -> None:
+        """The task's last successful run is the entry `key` (written or taken from the cache)."""
         self.latest.mkdir(parents=True, exist_ok=True)
         marker = self.latest / f"{_safe(task)}.key"
-        staging = marker.with_suffix(".tmp")
-        staging.write_text(key, encoding="utf-8")
-        os.replace(staging, marker)
+        handle, staging = tempfile.mkstemp(prefix=".key-", dir=self.latest)  # two runs may finish it at once
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(key)
+            os.replace(staging, marker)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            raise
 
 
 def place(entry: Entry, port: str, target: Path) -> None:

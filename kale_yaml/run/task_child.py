@@ -47,16 +47,21 @@ def _enter_task(job_path: str, server_fds: tuple[int, ...]) -> dict[str, Any]:
             signal.signal(getattr(signal, name), signal.SIG_DFL)
     with open(job_path, encoding="utf-8") as handle:
         job: dict[str, Any] = json.load(handle)
-    for descriptor in server_fds:
-        with contextlib.suppress(OSError):
-            os.close(descriptor)
+    # Opened before the server's descriptors (stdin among them) are closed, so neither lands on 0, 1 or 2.
     null = os.open(os.devnull, os.O_RDONLY)  # a cell that reads input gets EOF instead of waiting for ever
     log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for descriptor in server_fds:
+        if descriptor > 2:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
+    for descriptor in (null, log):
+        if descriptor > 2:
+            os.close(descriptor)
+    # Only what the step registers runs at its end, not the warm parent's handlers it inherited.
+    atexit._clear()
     os.environ.update(job["env"])
     sys.argv = [os.path.join(job["module_dir"], "ephemeral_component.py")]
     return job

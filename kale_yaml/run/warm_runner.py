@@ -161,18 +161,31 @@ def plan_schedule(
         raise RunError([ky.UNKNOWN_RUN_STEP.at(sidecar, message)])
     run = plan.downstream({task}) if selection.from_step else {task}
     reuse = plan.upstream_of(run)
-    missing = sorted(
-        steps.get(name, name)
-        for name in reuse
-        if _has_outputs(plan, name) and cache.last_success(name) is None
-    )
+    missing, changed = [], []
+    for name in sorted(reuse, key=lambda t: steps.get(t, t)):
+        wanted = plan.tasks[name].output_ports
+        entry = cache.last_success(name) if wanted else None
+        if wanted and entry is None:
+            missing.append(steps.get(name, name))
+        elif entry is not None and not wanted <= set(entry.outputs):
+            changed.append(steps.get(name, name))
+    problems = []
     if missing:
         names = ", ".join(f"'{name}'" for name in missing)
         message = (
             f"step '{named}' needs values from {names}, which never ran to the end here;"
             " run the pipeline once without --from/--only"
         )
-        raise RunError([ky.NO_EARLIER_RUN.at(sidecar, message)])
+        problems.append(ky.NO_EARLIER_RUN.at(sidecar, message))
+    if changed:
+        names = ", ".join(f"'{name}'" for name in changed)
+        message = (
+            f"step '{named}' needs values that {names} did not hand on in its last run (the step changed"
+            f" since); run --from {changed[0]}"
+        )
+        problems.append(ky.NO_EARLIER_RUN.at(sidecar, message))
+    if problems:
+        raise RunError(problems)
     return Schedule(run=run, forced=run, reuse=reuse, use_cache=selection.use_cache)
 
 
