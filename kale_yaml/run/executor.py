@@ -235,7 +235,11 @@ class Executor:
 
         self.running.pop(name, None)
         task, record = self.setup.plan.tasks[name], self.records[name]
-        status = self.follower.ended(self.setup.steps.get(name), returncode)
+        step = self.setup.steps.get(name)
+        status = self.follower.ended(step, returncode)
+        if status != 0 and step is None:
+            log = display_path(self.setup.tasks_dir / name / "log.txt")
+            self.follower.task_failed(name, status, log)
         if status == 0:
             produced = executor_output_utils.get_outputs_for_task(
                 self.executor_inputs[name], task.component_message()
@@ -247,7 +251,7 @@ class Executor:
                 record.outputs, record.state = outputs, "done"
                 self._store(task, record)
                 return
-            self.follower.missing_outputs(self.setup.steps.get(name), sorted(missing))
+            self.follower.missing_outputs(step, sorted(missing))
         record.outputs, record.state = self._written_pages(task), "failed"
         self.failed = True
 

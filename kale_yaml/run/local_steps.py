@@ -194,6 +194,13 @@ class EventFollower:
                 self._fail(self.statuses[name], failure)
             return 1
 
+    def task_failed(self, task: str, returncode: int, log: str) -> None:
+        """A task that is not a step (a snapshot) ended badly; its own event, when it sent one, says more."""
+        self.drain()
+        with self._lock:
+            message = f"task '{task}' of the run ended with {exit_text(returncode)}; see its log"
+            self._set_failure(ky.STEP_ENDED_EARLY.at(log, message))
+
     def missing_outputs(self, step: str | None, ports: list[str]) -> None:
         """A task whose process ended well left outputs unwritten."""
         with self._lock:
