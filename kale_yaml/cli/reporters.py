@@ -99,6 +99,7 @@ def step_line(status: StepStatus) -> str | None:
         "done": f"  [green]done[/green]     {name} ({status.seconds or 0:.1f}s)",
         "failed": f"  [red]failed[/red]   {name}",
         "interrupted": f"  [yellow]stopped[/yellow]  {name}",
+        "cached": f"  [blue]cached[/blue]   {name}",
     }
     return lines.get(status.state)
 
@@ -109,7 +110,14 @@ def steps_table(result: RunResult) -> rich.table.Table:
     table = Table(title="steps")
     for column in ("step", "status", "seconds"):
         table.add_column(column)
-    colours = {"done": "green", "cached": "blue", "failed": "red", "interrupted": "yellow", "not run": "dim"}
+    colours = {
+        "done": "green",
+        "cached": "blue",
+        "failed": "red",
+        "interrupted": "yellow",
+        "not run": "dim",
+        "skipped": "dim",
+    }
     for status in result.steps.values():
         colour = colours.get(status.state, "white")
         seconds = f"{status.seconds:.1f}" if status.seconds is not None else "-"

@@ -71,7 +71,6 @@ class Executor:
         self.executor_inputs: dict[str, Any] = {}  # task -> its ExecutorInput message
         self.running: dict[str, int] = {}  # task -> pid
         self.failed = False
-        self.preloaded: list[str] = []
 
     # -- the run -------------------------------------------------------------------------------------------
     def execute(self) -> None:
@@ -202,7 +201,7 @@ class Executor:
     def _launch(self, task: Task) -> None:
         from kfp.local import executor_input_utils
 
-        self.preloaded = list(self.server.ensure_ready().get("ready", []))
+        self.server.ensure_ready()
         root = task_root(self.setup.artifacts, self.resource, task.name)
         component = task.component_message()
         arguments = {port: _as_kfp(value) for port, value in self._arguments(task).items()}

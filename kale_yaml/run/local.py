@@ -35,8 +35,6 @@ from kale_yaml.run.run_folder import new_run_folder
 from kale_yaml.run.server_process import ServerProcess
 from kale_yaml.run.warm_runner import Selection, run_warm, start_server
 
-RUNNERS = ("kale", "kfp")
-
 
 @dataclass
 class RunResult:
