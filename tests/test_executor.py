@@ -118,7 +118,18 @@ def test_from_before_any_run_names_the_steps_without_values(
         run_local(api.validate(folder), RunOptions(from_step="join"))
     [problem] = caught.value.diagnostics
     assert problem.code == "KY815"
+    assert not (folder / ".kale" / "runs").exists()  # refused before anything ran: no run folder is left
     assert problem.message == snapshot
+
+
+def test_a_refused_from_keeps_what_the_build_wrote(
+    copy_case: CopyCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_case(PARALLEL)
+    assert main(["run", str(folder), "--from", "join"]) == 1
+    assert "needs values from" in capsys.readouterr().err
+    assert not (folder / ".kale" / "runs").exists()
+    assert (folder / ".kale" / "parallel-sleep.pipeline.yaml").is_file()
 
 
 def test_from_an_unknown_step_suggests_the_steps(copy_case: CopyCase, snapshot: SnapshotAssertion) -> None:

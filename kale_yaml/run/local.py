@@ -10,6 +10,7 @@ under .kale/snapshots/RUN/, made by a small component of the local variant that 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -103,7 +104,7 @@ class LocalRun:
             message = "--from and --only need kale-yaml's own executor; leave out --runner kfp"
             raise RunError([ky.UNKNOWN_RUN_STEP.at(project.config.where.file, message)])
         self.volumes = local_volumes.prepare(project.config)
-        kale_dir = project.sidecar.parent / DEFAULT_OUTPUT_DIR
+        self.kale_dir = kale_dir = project.sidecar.parent / DEFAULT_OUTPUT_DIR
         made = [p for p in (kale_dir, kale_dir / "runs") if not p.exists()]
         self.folder = new_run_folder(project)
         self.made = [*made, self.folder.run_dir]  # taken back when the run ends before it executes
@@ -119,11 +120,14 @@ class LocalRun:
     def execute(self, view: PipelineView | None = None) -> RunResult:
         """Run the pipeline. `view` is the one `build` rendered, when it did: the local variant is rendered
         from it rather than from a new one."""
-        self.made = []
+        made, self.made = self.made, []
         try:
             view = view or pipeline_view(self.project)
             self.folder.module.write_text(render(view, local=True), encoding="utf-8")
             return self._execute(view, self.volumes)
+        except RunError:
+            self.made = made  # refused before any step ran (--from without values): no run folder stays
+            raise
         finally:
             self.close()
 
@@ -134,7 +138,11 @@ class LocalRun:
             self.server = None
         self.volumes.cleanup()
         for folder in reversed(self.made):
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder == self.kale_dir:
+                with contextlib.suppress(OSError):  # `.kale/` itself only when nothing else was put there
+                    folder.rmdir()
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
         self.made = []
 
     def _execute(self, view: PipelineView, volumes: local_volumes.LocalVolumes) -> RunResult:

@@ -13,6 +13,7 @@ from typing import Any
 
 from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic, RunError
+from kale_yaml.load.paths import display_path
 from kale_yaml.plan.project import Project
 from kale_yaml.render.view import PipelineView
 from kale_yaml.resolve.parameters import KfpValue
@@ -122,7 +123,7 @@ def run_warm(
         ending.interrupted = stop.signum
     except ServerGone:
         message = "the run's warm parent process ended before any step started; see the log"
-        ending.failure = ky.RUN_FAILED_EARLY.at(str(folder.log), message)
+        ending.failure = ky.RUN_FAILED_EARLY.at(display_path(folder.log), message)
     follower.drain()
     ending.failure = follower.failure or ending.failure
     for port, upstream in plan.outputs.items():
