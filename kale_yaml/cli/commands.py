@@ -78,12 +78,9 @@ def build(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from kale_yaml.run.remote import host_from_environment, server_url
 
-    params: dict[str, str] = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            return _usage(f"--param takes NAME=VALUE, got {item!r}")
-        params[name.strip()] = value
+    params = _params(args.param)
+    if isinstance(params, str):
+        return _usage(params)
     if args.local and args.host:
         return _usage("--local and --host exclude each other")
     if args.host is not None and not args.host.strip():
@@ -115,9 +112,20 @@ def _built(built: api.BuildResult, console: rich.console.Console) -> None:
     console.print(f"{state}: {escape(api.display_path(built.yaml_path))}")
 
 
-def _usage(problem: str) -> int:
-    sys.stderr.write(f"kale-yaml run: {problem}\n")
+def _usage(problem: str, command: str = "run") -> int:
+    sys.stderr.write(f"kale-yaml {command}: {problem}\n")
     return EXIT_USAGE
+
+
+def _params(items: list[str]) -> dict[str, str] | str:
+    """`--param NAME=VALUE` arguments as a dict, or the usage problem of the first that is not one."""
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            return f"--param takes NAME=VALUE, got {item!r}"
+        params[name.strip()] = value
+    return params
 
 
 def _submit(
@@ -335,13 +343,9 @@ def _check_written(sidecar: Path, more_warnings: list[Callable[[api.Project], li
 def debug(args: argparse.Namespace) -> int:
     from kale_yaml.run.debug_session import open_session
 
-    params: dict[str, str] = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            sys.stderr.write(f"kale-yaml debug: --param takes NAME=VALUE, got {item!r}\n")
-            return EXIT_USAGE
-        params[name.strip()] = value
+    params = _params(args.param)
+    if isinstance(params, str):
+        return _usage(params, "debug")
     session = open_session(api.validate(args.path), args.step, params, args.run)
     session.namespace.update(_console_helpers(session))
     import importlib.util

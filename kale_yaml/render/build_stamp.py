@@ -23,7 +23,7 @@ _YAML_LIMIT = 256 * 1024 * 1024  # far above any compiled pipeline; a larger fil
 
 def stamp_path(cache: Path, source: str, compiled: bytes) -> Path:
     digest = hashlib.sha256()
-    for part in (source.encode("utf-8"), *(_version(name).encode() for name in _COMPILERS), compiled):
+    for part in (source.encode("utf-8"), *(version.encode() for version in compiler_versions()), compiled):
         digest.update(hashlib.sha256(part).digest())
     return cache / "builds" / digest.hexdigest()
 
@@ -48,6 +48,11 @@ def record(cache: Path, source: str, compiled: str) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
+
+
+def compiler_versions() -> tuple[str, ...]:
+    """The installed versions of kfp and kfp-kubernetes, on which what they compile depends ("" if absent)."""
+    return tuple(_version(name) for name in _COMPILERS)
 
 
 def _version(distribution: str) -> str:

@@ -23,6 +23,7 @@ from kale_yaml.render.view import PipelineView, RenderedStep, pipeline_view
 from kale_yaml.resolve.parameters import parse_params
 from kale_yaml.run.local_steps import task_key
 from kale_yaml.run.step_cache import StepCache
+from kale_yaml.runtime.events import summary
 from kale_yaml.suggest import did_you_mean
 
 
@@ -157,6 +158,3 @@ def _namespace(
             raise RunError([ky.STEP_FAILED.at(sidecar, message)]) from None
     return namespace
 
-
-def summary(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

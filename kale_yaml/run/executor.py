@@ -23,7 +23,7 @@ from kale_yaml.load.paths import display_path
 from kale_yaml.run.local_steps import EventFollower, RunInterrupted, StepStatus
 from kale_yaml.run.server_process import ServerProcess
 from kale_yaml.run.spec_tasks import SpecPlan, Task, Upstream, task_root
-from kale_yaml.run.step_cache import Entry, Output, StepCache, content_hash, place, task_key
+from kale_yaml.run.step_cache import Entry, Output, StepCache, content_hash, entry_key, place
 
 _READ_SECONDS = 0.2
 
@@ -34,7 +34,9 @@ class Schedule:
 
     run: set[str]  # tasks to run (or take from the cache when `use_cache`)
     forced: set[str]  # tasks to run whatever the cache holds
-    reuse: set[str]  # tasks whose outputs come from their last successful run (`--from`, `--only`)
+    # Tasks whose outputs come from their last successful run (`--from`, `--only`): that run's entry, None for
+    # a task that has no outputs.
+    reuse: dict[str, Entry | None]
     use_cache: bool = True
     write_cache: bool = True
 
@@ -77,8 +79,8 @@ class Executor:
         for name in self.setup.plan.tasks:
             if name not in self.schedule.run and name not in self.schedule.reuse:
                 self.records[name].state = "skipped"
-        for name in self.schedule.reuse:
-            self._reuse(name)
+        for name, entry in self.schedule.reuse.items():
+            self._reuse(name, entry)
         try:
             self._loop()
         except RunInterrupted as stop:
@@ -154,7 +156,7 @@ class Executor:
             for port, artifact in arguments.items()
             if port in task.artifacts
         }
-        return task_key(component, parameters, artifacts)
+        return entry_key(component, parameters, artifacts)
 
     def _from_cache(self, task: Task) -> bool:
         """Take the task's outputs from the cache when an entry matches; whether it did."""
@@ -171,13 +173,11 @@ class Executor:
         self.setup.cache.remember(task.name, record.key)  # the latest run's values, for --from and debug
         return True
 
-    def _reuse(self, name: str) -> None:
-        entry = self.setup.cache.last_success(name)
-        task = self.setup.plan.tasks[name]
-        if entry is None:  # the caller checked that every task with outputs has one
-            self.records[name].state = "done" if not task.output_ports else "failed"
+    def _reuse(self, name: str, entry: Entry | None) -> None:
+        if entry is None:  # a task with nothing to hand on (plan_schedule refused a missing entry)
+            self.records[name].state = "done"
             return
-        self._take(task, entry, "cached")
+        self._take(self.setup.plan.tasks[name], entry, "cached")
 
     def _take(self, task: Task, entry: Entry, state: str) -> None:
         root = Path(task_root(self.setup.artifacts, self.resource, task.name))

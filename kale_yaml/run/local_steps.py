@@ -96,6 +96,16 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def why_not_started(error: OSError) -> str:
+    """Why the system refused to start a process, in words."""
+    if error.errno == errno.E2BIG:
+        return (
+            "its command and environment are larger than this system lets a process start with"
+            f" ({error.strerror})"
+        )
+    return f"cannot run {error.filename!r}: {error.strerror}" if error.filename else str(error)
+
+
 def exit_text(returncode: int) -> str:
     """A step's exit status in words. The step's Python runs under `sh`, which reports a child killed by
     signal N as exit status 128+N."""
@@ -179,14 +189,8 @@ class EventFollower:
         with self._lock:
             name = step if step in self.statuses else None
             who = "a task of the run" if name is None else f"step '{name}'"
-            if error.errno == errno.E2BIG:
-                why = (
-                    f"its command and environment are larger than this system lets a process start with"
-                    f" ({error.strerror})"
-                )
-            else:
-                why = f"cannot run {error.filename!r}: {error.strerror}" if error.filename else str(error)
-            failure = ky.STEP_NOT_STARTED.at(self._log(name), f"{who} could not start: {why}")
+            message = f"{who} could not start: {why_not_started(error)}"
+            failure = ky.STEP_NOT_STARTED.at(self._log(name), message)
             print(f"kale-yaml: {failure.message}")  # the run's log: kfp's own report of the task follows
             if name is None:
                 self._set_failure(failure)

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from kale_yaml.analysis.imports import code_imports
+
 _ENVIRON_WRITERS = {"putenv", "update", "setdefault", "unsetenv", "pop", "clear"}
 _ENVIRONMENT_LOADERS = {"load_dotenv"}  # python-dotenv: a .env file into os.environ
 
@@ -41,16 +43,7 @@ def modules_to_preload(
 
 def imported_names(source: str) -> set[str]:
     """Modules a cell's code imports by absolute name, with their packages (`a.b.c` gives a, a.b, a.b.c)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
+    found = {i.module for i in code_imports(source)}
     return {".".join(name.split(".")[: i + 1]) for name in found for i in range(name.count(".") + 1)}
 
 

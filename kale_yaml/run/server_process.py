@@ -8,7 +8,6 @@ step comes from the cache stops it without waiting.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import select
@@ -21,20 +20,10 @@ from typing import Any
 from kale_yaml import diagnostics as ky
 from kale_yaml.errors import RunError
 from kale_yaml.load.paths import display_path
+from kale_yaml.run.local_steps import why_not_started
 
 SERVER_MODULE = "kale_yaml.run.warm_server"
 _CHUNK = 1 << 16
-
-
-def _not_started(error: OSError) -> str:
-    if error.errno == errno.E2BIG:
-        why = (
-            "its command and environment are larger than this system lets a process start with"
-            f" ({error.strerror})"
-        )
-    else:
-        why = error.strerror or str(error)
-    return f"the run's warm parent process (which starts every step) could not start: {why}"
 
 
 class ServerGone(Exception):
@@ -54,7 +43,9 @@ class ServerProcess:
                     start_new_session=True,  # Ctrl-C reaches kale-yaml, which stops the server's tasks itself
                 )
             except OSError as error:
-                raise RunError([ky.STEP_NOT_STARTED.at(display_path(log), _not_started(error))]) from None
+                why = why_not_started(error)
+                message = f"the run's warm parent process (which starts every step) could not start: {why}"
+                raise RunError([ky.STEP_NOT_STARTED.at(display_path(log), message)]) from None
         assert self.process.stdin is not None and self.process.stdout is not None
         self.commands = self.process.stdin
         self.descriptor = self.process.stdout.fileno()

@@ -39,7 +39,7 @@ class Entry:
     outputs: dict[str, Output]
 
 
-def task_key(component: str, parameters: dict[str, Any], artifacts: dict[str, tuple[str, str]]) -> str:
+def entry_key(component: str, parameters: dict[str, Any], artifacts: dict[str, tuple[str, str]]) -> str:
     """The key: the component spec and executor (JSON text), parameter values, input artifacts by content
     (port -> (schema title, content hash))."""
     text = json.dumps(

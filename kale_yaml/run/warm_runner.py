@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from kale_yaml import diagnostics as ky
 from kale_yaml.errors import Diagnostic, RunError
 from kale_yaml.load.paths import display_path
 from kale_yaml.plan.project import Project
+from kale_yaml.render.build_stamp import compiler_versions
 from kale_yaml.render.view import PipelineView
 from kale_yaml.resolve.parameters import KfpValue
 from kale_yaml.run.executor import ArtifactRef, Executor, ExecutorSetup, Schedule
@@ -70,9 +70,8 @@ def compile_spec(view: PipelineView, folder: RunFolder, source: str) -> SpecPlan
 
 def spec_memo(cache: Path, source: str) -> Path:
     digest = hashlib.sha256(source.encode("utf-8"))
-    for name in ("kfp", "kfp-kubernetes"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            digest.update(importlib.metadata.version(name).encode())
+    for version in compiler_versions():
+        digest.update(version.encode())
     return cache / "specs" / f"{digest.hexdigest()}.json"
 
 
@@ -134,13 +133,13 @@ def run_warm(
             }
     for task, record in executor.records.items():
         step = steps.get(task)
+        if step is None:
+            continue
+        if record.state == "skipped":
+            follower.statuses[step].state = "skipped"
         for value in record.outputs.values():
-            html = isinstance(value, ArtifactRef) and value.schema_title == "system.HTML"
-            if step and html and value.exists():
+            if isinstance(value, ArtifactRef) and value.schema_title == "system.HTML" and value.exists():
                 ending.reports[step] = Path(value.uri)
-    for task, record in executor.records.items():
-        if record.state == "skipped" and task in steps:
-            follower.statuses[steps[task]].state = "skipped"
     return ending
 
 
@@ -152,7 +151,7 @@ def plan_schedule(
     everything = set(plan.tasks)
     named = selection.from_step or selection.only_step
     if named is None:
-        return Schedule(run=everything, forced=set(), reuse=set(), use_cache=selection.use_cache)
+        return Schedule(run=everything, forced=set(), reuse={}, use_cache=selection.use_cache)
     by_step = {step: task for task, step in steps.items()}
     task = by_step.get(named)
     if task is None:
@@ -161,11 +160,11 @@ def plan_schedule(
         message = f"{flag} {named}: no such step{did_you_mean(named, by_step)}; steps: {known}"
         raise RunError([ky.UNKNOWN_RUN_STEP.at(sidecar, message)])
     run = plan.downstream({task}) if selection.from_step else {task}
-    reuse = plan.upstream_of(run)
+    reuse = {}
     missing, changed = [], []
-    for name in sorted(reuse, key=lambda t: steps.get(t, t)):
+    for name in sorted(plan.upstream_of(run), key=lambda t: steps.get(t, t)):
         wanted = plan.tasks[name].output_ports
-        entry = cache.last_success(name) if wanted else None
+        entry = reuse[name] = cache.last_success(name) if wanted else None
         if wanted and entry is None:
             missing.append(steps.get(name, name))
         elif entry is not None and not wanted <= set(entry.outputs):
